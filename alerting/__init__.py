@@ -1,0 +1,3 @@
+"""SQL-defined alert rules, their evaluation and state (see the alerting issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,7 @@
+"""``python -m otel_hms`` is ``otel-hms``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""The HTTP API on the ``--api`` address: health, status and the read-only SQL endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .sql_query import QueryError, run_query
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status)
+
+
+def api_app(con: duckdb.DuckDBPyConnection, settings: dict[str, Any],
+            status: Callable[[], dict[str, Any]], is_ready: Callable[[], bool]) -> Starlette:
+    token = settings["auth_token"]
+
+    def authorized(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    async def healthz(request: Request) -> Response:
+        if not is_ready():
+            return JSONResponse({"status": "shutting down"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    async def api_status(request: Request) -> Response:
+        if not authorized(request):
+            return _error(401, "missing or wrong bearer token")
+        return JSONResponse(status())
+
+    async def sql(request: Request) -> Response:
+        if not authorized(request):
+            return _error(401, "missing or wrong bearer token: send 'Authorization: Bearer "
+                          "<token>'")
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, 'body must be JSON: {"sql": "SELECT ..."}')
+        if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
+            return _error(400, 'body must be JSON: {"sql": "SELECT ..."}')
+        try:
+            result = await asyncio.to_thread(run_query, con, body["sql"],
+                                             settings["sql_timeout_seconds"],
+                                             settings["sql_row_limit"])
+        except QueryError as exc:
+            return _error(400, str(exc))
+        return JSONResponse(dataclasses.asdict(result))
+
+    return Starlette(routes=[
+        Route("/healthz", healthz),
+        Route("/api/v1/status", api_status),
+        Route("/api/v1/sql", sql, methods=["POST"]),
+    ])

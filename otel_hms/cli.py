@@ -1,0 +1,73 @@
+"""The ``otel-hms`` command.  Errors print ``Error: …`` on one line and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, resolve
+from .settings import SETTINGS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-hms",
+        description="OpenTelemetry metrics in, DuckDB tables out, plain SQL on top.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="receive OTLP metrics and serve the query API")
+    serve.add_argument("--config", metavar="FILE", help="YAML file of settings (same names)")
+    for s in SETTINGS:
+        serve.add_argument(s.flag, dest=s.name, default=None, metavar=s.name.upper(),
+                           help=f"{s.help} (default {s.default}; env {s.env})")
+
+    sql = sub.add_parser("sql", help="run a read-only SQL query on a running server")
+    sql.add_argument("query", help="one SELECT statement")
+    sql.add_argument("--api", default=None, help="server's API address HOST:PORT "
+                     "(default from OTEL_HMS_API or 127.0.0.1:4320)")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("--token", default=None, help="bearer token (default OTEL_HMS_AUTH_TOKEN)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _sql(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every error a user can cause ends here, as one line
+        from .errors import user_message
+        message = user_message(exc)
+        if message is None:
+            raise
+        print(f"Error: {message}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    flags = {s.name: getattr(args, s.name) for s in SETTINGS}
+    settings = resolve(flags, args.config)
+    logging.basicConfig(level=settings["log_level"].upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return serve(settings)
+
+
+def _sql(args: argparse.Namespace) -> int:
+    import os
+
+    from .sql_client import query, render
+
+    api = args.api or os.environ.get("OTEL_HMS_API") or "127.0.0.1:4320"
+    token = args.token or os.environ.get("OTEL_HMS_AUTH_TOKEN")
+    print(render(query(api, args.query, token), args.format))
+    return 0
+
+
+__all__ = ["main", "ConfigError"]

@@ -1,0 +1,119 @@
+"""One pipeline for configuration: defaults, then YAML (with ``${ENV}``), then ``OTEL_HMS_*``
+environment variables, then command-line flags, then ``validate``.  Errors name the field,
+the value and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .settings import BY_NAME, SETTINGS
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names it and says how to fix it."""
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, where: str) -> Any:
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set; set it or write "
+                          f"${{{name}:-default}}")
+
+    return _ENV_REF.sub(sub, value)
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    setting = BY_NAME[name]
+    if value is None:
+        return None
+    try:
+        if setting.type is int and not isinstance(value, bool):
+            return int(value)
+        if setting.type is float and not isinstance(value, bool):
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: must be a {setting.type.__name__} (got {value!r})") from None
+    if setting.type in (int, float):
+        raise ConfigError(f"{source}: must be a {setting.type.__name__} (got {value!r})")
+    return str(value)
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"--config: {path} must be a mapping of settings")
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = str(key).replace("-", "_")
+        if name not in BY_NAME:
+            known = ", ".join(s.name for s in SETTINGS)
+            raise ConfigError(f"{path}: unknown setting {key!r}; known settings: {known}")
+        out[name] = _coerce(name, _expand(value, f"{path}: {key}"), f"{path}: {key}")
+    return out
+
+
+def resolve(flags: Mapping[str, Any], config_path: str | None = None,
+            environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The effective settings; ``flags`` holds only what was given on the command line."""
+    environ = os.environ if environ is None else environ
+    values = {s.name: s.default for s in SETTINGS}
+    if config_path:
+        values.update(load_yaml(config_path))
+    for s in SETTINGS:
+        if s.env in environ:
+            values[s.name] = _coerce(s.name, environ[s.env], s.env)
+    for name, value in flags.items():
+        if value is not None:
+            values[name] = _coerce(name, value, BY_NAME[name].flag)
+    validate(values)
+    return values
+
+
+def parse_address(value: str, field: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{field}: expected HOST:PORT with a port 0-65535 (got {value!r})")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+def validate(values: dict[str, Any]) -> None:
+    for name in ("otlp_grpc", "otlp_http", "api"):
+        parse_address(values[name], BY_NAME[name].flag)
+    for name in ("max_request_bytes", "max_pending_points", "max_attributes_per_point",
+                 "sql_row_limit", "sql_timeout_seconds"):
+        if values[name] <= 0:
+            raise ConfigError(f"{BY_NAME[name].flag}: must be > 0 (got {values[name]})")
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        raise ConfigError("--tls-cert and --tls-key: give both or neither")
+    for name in ("tls_cert", "tls_key"):
+        if values[name] and not os.path.isfile(values[name]):
+            raise ConfigError(f"{BY_NAME[name].flag}: no such file {values[name]!r}")
+    if values["auth_token"] is not None and not values["auth_token"].strip():
+        raise ConfigError("--auth-token: must not be empty; leave it unset to disable auth")
+    if values["log_level"].lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"--log-level: expected debug, info, warning or error "
+                          f"(got {values['log_level']!r})")

@@ -1,0 +1,23 @@
+"""The errors a user can cause from the command line, and their one-line messages.
+
+- ``ConfigError`` (config): a setting is wrong.
+- ``StoreError`` / ``StoreLocked`` (storage.store): the --db file cannot be used.
+- ``AddressInUse`` (receiver.grpc_server): a listen address is taken.
+- ``SqlClientError`` (sql_client): the server refused a query or did not answer.
+"""
+
+from __future__ import annotations
+
+from .config import ConfigError
+from .receiver.grpc_server import AddressInUse
+from .sql_client import SqlClientError
+from .storage.store import StoreError
+
+USER_ERRORS = (ConfigError, StoreError, AddressInUse, SqlClientError)
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The text to print for an error the user can fix, or None for a bug."""
+    if isinstance(exc, USER_ERRORS):
+        return str(exc)
+    return None

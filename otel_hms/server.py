@@ -1,0 +1,140 @@
+"""``otel-hms serve``: the store, its writer, the OTLP receivers and the API in one process.
+
+Start-up binds every socket before anything is served, so a taken port or a locked file is a
+one-line error.  SIGTERM/SIGINT stop the receivers (in-flight exports finish), drain the
+writer, checkpoint and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from .api import api_app
+from .config import ConfigError, parse_address
+from .receiver.decode import Decoder
+from .receiver.grpc_server import start_grpc
+from .receiver.http_server import otlp_http_app
+from .receiver.ingest import Ingest
+from .storage.store import known_series_ids, open_store
+from .storage.writer import StoreBusy, Writer, WriterClosed
+
+log = logging.getLogger("otel_hms")
+
+
+def _bind(address: str, flag: str) -> socket.socket:
+    host, port = parse_address(address, flag)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"{flag}: cannot listen on {address} ({exc.strerror}); pick another "
+                          "HOST:PORT or stop what holds it") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn(app: Any, settings: dict[str, Any], tls: bool) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False,
+        ssl_certfile=settings["tls_cert"] if tls else None,
+        ssl_keyfile=settings["tls_key"] if tls else None,
+        timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config)
+
+
+class Server:
+    """Everything `serve` runs; ``start`` then ``wait`` then ``stop``."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.stopping = threading.Event()
+        self._ready = False
+
+    def start(self) -> None:
+        s = self.settings
+        http_sock = _bind(s["otlp_http"], "--otlp-http")
+        api_sock = _bind(s["api"], "--api")
+        self.con = open_store(s["db"])
+        self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"])
+        decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known)
+        ingest = Ingest(self.writer, decoder, s["auth_token"],
+                        busy_errors=(StoreBusy, WriterClosed))
+        tls = None
+        if s["tls_cert"]:
+            with open(s["tls_cert"], "rb") as c, open(s["tls_key"], "rb") as k:
+                tls = (c.read(), k.read())
+        self.grpc, _ = start_grpc(ingest, s["otlp_grpc"], s["max_request_bytes"], tls)
+        self.http = _uvicorn(otlp_http_app(ingest, s["max_request_bytes"]), s, tls is not None)
+        self.api = _uvicorn(api_app(self.con, s, self.status, lambda: self._ready), s, False)
+        self._loop_thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve_http(http_sock, api_sock)),
+            name="otel-hms-http", daemon=True)
+        self._loop_thread.start()
+        deadline = time.monotonic() + 30
+        while not (self.http.started and self.api.started):
+            if time.monotonic() > deadline or not self._loop_thread.is_alive():
+                raise RuntimeError("HTTP servers did not start")
+            time.sleep(0.01)
+        self._ready = True
+        log.info("ready: OTLP gRPC %s, OTLP HTTP %s, API http://%s, store %s",
+                 s["otlp_grpc"], s["otlp_http"], s["api"], s["db"])
+
+    async def _serve_http(self, http_sock: socket.socket, api_sock: socket.socket) -> None:
+        await asyncio.gather(self.http.serve(sockets=[http_sock]),
+                             self.api.serve(sockets=[api_sock]))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "writer": dataclasses.asdict(self.writer.stats),
+            "pending_points": self.writer.pending_points,
+            "series": len(self.writer.known),
+        }
+
+    def wait(self) -> None:
+        self.stopping.wait()
+
+    def stop(self) -> None:
+        """Finish in-flight exports, commit everything queued, checkpoint and close."""
+        self._ready = False
+        log.info("shutting down: finishing in-flight exports")
+        grpc_done = self.grpc.stop(grace=5)
+        grpc_done.wait(10)
+        self.http.should_exit = True
+        self.api.should_exit = True
+        self._loop_thread.join(10)
+        self.writer.close()
+        try:
+            self.con.execute("CHECKPOINT")
+        finally:
+            self.con.close()
+        log.info("stopped; store closed cleanly")
+
+
+def serve(settings: dict[str, Any]) -> int:
+    server = Server(settings)
+
+    def on_signal(signum: int, frame: object) -> None:
+        server.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    try:
+        server.wait()
+    finally:
+        server.stop()
+    return 0

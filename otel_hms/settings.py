@@ -1,0 +1,49 @@
+"""Every setting in one table: name, default, help.  The CLI flags, the YAML keys, the
+``OTEL_HMS_*`` environment variables and the README's configuration table all come from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    type: type = str
+
+    @property
+    def env(self) -> str:
+        return "OTEL_HMS_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+MiB = 1024 * 1024
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db", "./otel-hms.duckdb", "DuckDB file holding the store (created if missing)"),
+    Setting("otlp_grpc", "127.0.0.1:4317", "OTLP/gRPC listen address HOST:PORT"),
+    Setting("otlp_http", "127.0.0.1:4318", "OTLP/HTTP listen address HOST:PORT"),
+    Setting("api", "127.0.0.1:4320", "query API, SQL endpoint and /healthz address HOST:PORT"),
+    Setting("auth_token", None,
+            "bearer token required on OTLP and API requests (Authorization: Bearer TOKEN)"),
+    Setting("tls_cert", None, "PEM certificate file: serve OTLP over TLS (needs tls_key)"),
+    Setting("tls_key", None, "PEM private key file for tls_cert"),
+    Setting("max_request_bytes", 64 * MiB, "largest OTLP request accepted, after "
+            "decompression (gRPC RESOURCE_EXHAUSTED / HTTP 413 above it)", int),
+    Setting("max_pending_points", 2_000_000, "points queued for the writer before exports "
+            "are refused with UNAVAILABLE / 503 so senders retry", int),
+    Setting("max_attributes_per_point", 256, "points with more attributes are rejected "
+            "(reported in partial_success)", int),
+    Setting("sql_timeout_seconds", 30.0, "time limit of one query on the SQL endpoint", float),
+    Setting("sql_row_limit", 100_000, "most rows one query on the SQL endpoint returns", int),
+    Setting("log_level", "info", "debug, info, warning or error"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}

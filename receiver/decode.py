@@ -1,0 +1,392 @@
+"""Decode an OTLP ``ExportMetricsServiceRequest`` into columnar batches for the store.
+
+The walk over parsed points is where ingest time goes in Python, so it does the least per
+point: it reads the scalar fields into column lists and finds the series id through a cache
+keyed by the point's serialized attribute bytes.  Everything per series (typed attributes,
+the canonical identity hash) is computed once, on a cache miss.  Invalid points are rejected
+one by one (OTLP ``partial_success``); the rest of the request is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from .anyvalue import Attributes, typed
+
+MAX_INT64 = (1 << 63) - 1
+# Tags of the fixed-width fields that precede `attributes` in a serialized NumberDataPoint:
+# start_time_unix_nano (2), time_unix_nano (3), as_double (4), as_int (6).  Skipping them
+# leaves bytes that determine the attributes, which makes a cheap, exact cache key.
+_NUMBER_FIXED_TAGS = frozenset({0x11, 0x19, 0x21, 0x31})
+_SERIES_CACHE_LIMIT = 1_000_000
+
+KIND_BY_FIELD = {
+    "gauge": "gauge",
+    "sum": "sum",
+    "histogram": "histogram",
+    "exponential_histogram": "exponential_histogram",
+    "summary": "summary",
+}
+
+POINT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "gauge": ("value", "value_int", "flags", "exemplars"),
+    "sum": ("value", "value_int", "flags", "exemplars"),
+    "histogram": ("count", "sum", "min", "max", "bucket_counts", "explicit_bounds", "flags",
+                  "exemplars"),
+    "exponential_histogram": ("count", "sum", "min", "max", "scale", "zero_count",
+                              "zero_threshold", "positive_offset", "positive_bucket_counts",
+                              "negative_offset", "negative_bucket_counts", "flags", "exemplars"),
+    "summary": ("count", "sum", "quantile_values", "flags"),
+}
+COMMON_COLUMNS = ("series_id", "start_time_unix_nano", "time_unix_nano")
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """A series as stored once in the ``series`` table."""
+
+    series_id: int
+    metric_type: str
+    metric_name: str
+    metric_description: str
+    metric_unit: str
+    aggregation_temporality: int | None
+    is_monotonic: bool | None
+    service_name: str | None
+    resource_attributes: list[tuple[str, str]]
+    resource_attributes_typed: str
+    resource_dropped_attributes_count: int
+    resource_schema_url: str
+    scope_name: str
+    scope_version: str
+    scope_attributes: list[tuple[str, str]]
+    scope_attributes_typed: str
+    scope_dropped_attributes_count: int
+    scope_schema_url: str
+    attributes: list[tuple[str, str]]
+    attributes_typed: str
+    metric_metadata: str | None
+
+
+@dataclass
+class DecodedBatch:
+    """Columns per metric kind, the series they reference, and what was rejected."""
+
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    series: dict[int, SeriesRow] = field(default_factory=dict)
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, count: int, message: str) -> None:
+        self.rejected += count
+        if len(self.errors) < 5:
+            self.errors.append(message)
+
+    def kind_columns(self, kind: str) -> dict[str, list[Any]]:
+        cols = self.columns.get(kind)
+        if cols is None:
+            cols = {name: [] for name in COMMON_COLUMNS + POINT_COLUMNS[kind]}
+            self.columns[kind] = cols
+        return cols
+
+    @property
+    def error_message(self) -> str:
+        extra = f" (and more; {self.rejected} points rejected)" if self.rejected > 5 else ""
+        return "; ".join(self.errors) + extra
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a metric's points share: resource, scope and metric identity."""
+
+    digest: bytes
+    metric_type: str
+    metric_name: str
+    metric_description: str
+    metric_unit: str
+    aggregation_temporality: int | None
+    is_monotonic: bool | None
+    service_name: str | None
+    resource: Attributes
+    resource_dropped: int
+    resource_schema_url: str
+    scope_name: str
+    scope_version: str
+    scope: Attributes
+    scope_dropped: int
+    scope_schema_url: str
+    metric_metadata: str | None
+
+
+class Decoder:
+    """Turns requests into ``DecodedBatch``es; keeps a cache of series ids across requests.
+
+    ``known`` is the set of series ids already stored; a series row is emitted only for ids
+    not in it (the writer re-checks, so a stale view of the set is harmless).
+    """
+
+    def __init__(self, max_attributes: int = 256, known: set[int] | None = None) -> None:
+        self.max_attributes = max_attributes
+        self.known = known if known is not None else set()
+        self._cache: dict[tuple[bytes, bytes], int] = {}
+
+    def decode(self, request: ExportMetricsServiceRequest) -> DecodedBatch:
+        batch = DecodedBatch()
+        for rm in request.resource_metrics:
+            resource = Attributes(rm.resource.attributes)
+            service = dict(resource.strings).get("service.name")
+            for sm in rm.scope_metrics:
+                scope = Attributes(sm.scope.attributes)
+                for metric in sm.metrics:
+                    self._decode_metric(batch, rm, resource, service, sm, scope, metric)
+        return batch
+
+    def _decode_metric(self, batch: DecodedBatch, rm: Any, resource: Attributes,
+                       service: str | None, sm: Any, scope: Attributes,
+                       metric: metrics_pb2.Metric) -> None:
+        which = metric.WhichOneof("data")
+        kind = str(which) if which else ""
+        data = getattr(metric, kind) if kind else None
+        count = len(data.data_points) if data is not None else 0
+        if not metric.name:
+            batch.reject(count, "metric without a name: every metric needs a non-empty name")
+            return
+        if data is None:
+            batch.errors.append(f"metric {metric.name!r} has no data (gauge, sum, histogram, "
+                                "exponential_histogram or summary)")
+            return
+        temporality = getattr(data, "aggregation_temporality", None)
+        if temporality is not None and kind != "gauge" and temporality == 0:
+            batch.reject(count, f"metric {metric.name!r}: aggregation_temporality is "
+                         "UNSPECIFIED; set DELTA (1) or CUMULATIVE (2)")
+            return
+        monotonic = data.is_monotonic if kind == "sum" else None
+        metadata = None
+        if len(getattr(metric, "metadata", ())):
+            metadata = json.dumps({kv.key: typed(kv.value) for kv in metric.metadata},
+                                  sort_keys=True)
+        identity = json.dumps([
+            metric.name, kind, metric.unit, temporality, monotonic,
+            resource.typed_json, rm.schema_url, sm.scope.name, sm.scope.version,
+            scope.typed_json, sm.schema_url,
+        ], separators=(",", ":"), ensure_ascii=False)
+        ctx = _Context(
+            digest=hashlib.blake2b(identity.encode(), digest_size=16).digest(),
+            metric_type=kind, metric_name=metric.name,
+            metric_description=metric.description, metric_unit=metric.unit,
+            aggregation_temporality=temporality, is_monotonic=monotonic,
+            service_name=service, resource=resource,
+            resource_dropped=rm.resource.dropped_attributes_count,
+            resource_schema_url=rm.schema_url, scope_name=sm.scope.name,
+            scope_version=sm.scope.version, scope=scope,
+            scope_dropped=sm.scope.dropped_attributes_count, scope_schema_url=sm.schema_url,
+            metric_metadata=metadata,
+        )
+        decode_points = _POINT_DECODERS[kind]
+        decode_points(self, batch, ctx, data.data_points)
+
+    # -- series -----------------------------------------------------------------------------
+
+    def series_id(self, batch: DecodedBatch, ctx: _Context, key: bytes,
+                  attributes: Any) -> int:
+        """The series id of a point whose attribute cache key is ``key`` (slow path on miss)."""
+        sid = self._cache.get((ctx.digest, key))
+        if sid is not None:
+            if sid not in self.known and sid not in batch.series:
+                batch.series[sid] = self._series_row(ctx, Attributes(attributes), sid)
+            return sid
+        attrs = Attributes(attributes)
+        digest = hashlib.blake2b(ctx.digest + attrs.typed_json.encode(), digest_size=8).digest()
+        sid = int.from_bytes(digest, "little")
+        if len(self._cache) >= _SERIES_CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[(ctx.digest, key)] = sid
+        if sid not in self.known and sid not in batch.series:
+            batch.series[sid] = self._series_row(ctx, attrs, sid)
+        return sid
+
+    @staticmethod
+    def _series_row(ctx: _Context, attrs: Attributes, sid: int) -> SeriesRow:
+        return SeriesRow(
+            series_id=sid, metric_type=ctx.metric_type, metric_name=ctx.metric_name,
+            metric_description=ctx.metric_description, metric_unit=ctx.metric_unit,
+            aggregation_temporality=ctx.aggregation_temporality,
+            is_monotonic=ctx.is_monotonic, service_name=ctx.service_name,
+            resource_attributes=ctx.resource.strings,
+            resource_attributes_typed=ctx.resource.typed_json,
+            resource_dropped_attributes_count=ctx.resource_dropped,
+            resource_schema_url=ctx.resource_schema_url, scope_name=ctx.scope_name,
+            scope_version=ctx.scope_version, scope_attributes=ctx.scope.strings,
+            scope_attributes_typed=ctx.scope.typed_json,
+            scope_dropped_attributes_count=ctx.scope_dropped,
+            scope_schema_url=ctx.scope_schema_url, attributes=attrs.strings,
+            attributes_typed=attrs.typed_json, metric_metadata=ctx.metric_metadata,
+        )
+
+    def _check_point(self, batch: DecodedBatch, ctx: _Context, dp: Any) -> bool:
+        """Reject what the data model forbids; True when the point may be stored."""
+        if dp.time_unix_nano == 0 or dp.time_unix_nano > MAX_INT64:
+            batch.reject(1, f"metric {ctx.metric_name!r}: time_unix_nano must be set to a "
+                         f"time after 1970 (got {dp.time_unix_nano})")
+            return False
+        if dp.start_time_unix_nano > MAX_INT64:
+            batch.reject(1, f"metric {ctx.metric_name!r}: start_time_unix_nano out of range")
+            return False
+        if len(dp.attributes) > self.max_attributes:
+            batch.reject(1, f"metric {ctx.metric_name!r}: a point has {len(dp.attributes)} "
+                         f"attributes, more than the limit of {self.max_attributes} "
+                         "(setting max_attributes_per_point)")
+            return False
+        return True
+
+    # -- points by kind ---------------------------------------------------------------------
+
+    def _number_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
+        cols = batch.kind_columns(ctx.metric_type)
+        sids, starts = cols["series_id"], cols["start_time_unix_nano"]
+        times, values, ints = cols["time_unix_nano"], cols["value"], cols["value_int"]
+        flags, exemplars = cols["flags"], cols["exemplars"]
+        cache_get = self._cache.get
+        digest = ctx.digest
+        fixed = _NUMBER_FIXED_TAGS
+        known = self.known
+        max_attrs = self.max_attributes
+        accepted = 0
+        for dp in points:
+            t = dp.time_unix_nano
+            if t == 0 or t > MAX_INT64 or dp.start_time_unix_nano > MAX_INT64 \
+                    or len(dp.attributes) > max_attrs:
+                self._check_point(batch, ctx, dp)
+                continue
+            raw = dp.SerializeToString()
+            i = 0
+            n = len(raw)
+            while i < n and raw[i] in fixed:
+                i += 9
+            key = raw[i:]
+            sid = cache_get((digest, key))
+            if sid is None or (sid not in known and sid not in batch.series):
+                sid = self.series_id(batch, ctx, key, dp.attributes)
+            sids.append(sid)
+            starts.append(dp.start_time_unix_nano)
+            times.append(t)
+            if dp.WhichOneof("value") == "as_int":
+                ints.append(dp.as_int)
+                values.append(None)
+            else:
+                ints.append(None)
+                values.append(dp.as_double)
+            flags.append(dp.flags)
+            exemplars.append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
+            accepted += 1
+        batch.accepted += accepted
+
+    def _histogram_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
+        cols = batch.kind_columns(ctx.metric_type)
+        for dp in points:
+            if not self._check_point(batch, ctx, dp):
+                continue
+            bounds = list(dp.explicit_bounds)
+            buckets = list(dp.bucket_counts)
+            problem = _histogram_problem(dp, bounds, buckets)
+            if problem:
+                batch.reject(1, f"metric {ctx.metric_name!r}: {problem}")
+                continue
+            self._common(batch, ctx, cols, dp)
+            cols["count"].append(dp.count)
+            cols["sum"].append(dp.sum if dp.HasField("sum") else None)
+            cols["min"].append(dp.min if dp.HasField("min") else None)
+            cols["max"].append(dp.max if dp.HasField("max") else None)
+            cols["bucket_counts"].append(buckets)
+            cols["explicit_bounds"].append(bounds)
+            cols["flags"].append(dp.flags)
+            cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
+            batch.accepted += 1
+
+    def _exp_histogram_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
+        cols = batch.kind_columns(ctx.metric_type)
+        for dp in points:
+            if not self._check_point(batch, ctx, dp):
+                continue
+            if not -10 <= dp.scale <= 20:
+                batch.reject(1, f"metric {ctx.metric_name!r}: exponential histogram scale "
+                             f"{dp.scale} outside -10..20")
+                continue
+            self._common(batch, ctx, cols, dp)
+            cols["count"].append(dp.count)
+            cols["sum"].append(dp.sum if dp.HasField("sum") else None)
+            cols["min"].append(dp.min if dp.HasField("min") else None)
+            cols["max"].append(dp.max if dp.HasField("max") else None)
+            cols["scale"].append(dp.scale)
+            cols["zero_count"].append(dp.zero_count)
+            cols["zero_threshold"].append(dp.zero_threshold)
+            cols["positive_offset"].append(dp.positive.offset)
+            cols["positive_bucket_counts"].append(list(dp.positive.bucket_counts))
+            cols["negative_offset"].append(dp.negative.offset)
+            cols["negative_bucket_counts"].append(list(dp.negative.bucket_counts))
+            cols["flags"].append(dp.flags)
+            cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
+            batch.accepted += 1
+
+    def _summary_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
+        cols = batch.kind_columns(ctx.metric_type)
+        for dp in points:
+            if not self._check_point(batch, ctx, dp):
+                continue
+            self._common(batch, ctx, cols, dp)
+            cols["count"].append(dp.count)
+            cols["sum"].append(dp.sum)
+            cols["quantile_values"].append(
+                [{"quantile": q.quantile, "value": q.value} for q in dp.quantile_values])
+            cols["flags"].append(dp.flags)
+            batch.accepted += 1
+
+    def _common(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
+                dp: Any) -> None:
+        key = b"".join([kv.SerializeToString() for kv in dp.attributes])
+        cols["series_id"].append(self.series_id(batch, ctx, key, dp.attributes))
+        cols["start_time_unix_nano"].append(dp.start_time_unix_nano)
+        cols["time_unix_nano"].append(dp.time_unix_nano)
+
+
+def _histogram_problem(dp: Any, bounds: list[float], buckets: list[int]) -> str | None:
+    if buckets and len(buckets) != len(bounds) + 1:
+        return (f"histogram has {len(buckets)} bucket counts for {len(bounds)} bounds; "
+                "expected one more count than bounds")
+    if any(b >= a for a, b in zip(bounds[1:], bounds)) or any(b != b for b in bounds):
+        return "histogram explicit_bounds must be strictly increasing and not NaN"
+    return None
+
+
+def _exemplars(exemplars: Any) -> list[dict[str, Any]]:
+    out = []
+    for ex in exemplars:
+        is_int = ex.WhichOneof("value") == "as_int"
+        out.append({
+            "filtered_attributes": Attributes(ex.filtered_attributes).typed_json,
+            "time_unix_nano": ex.time_unix_nano if ex.time_unix_nano <= MAX_INT64 else None,
+            "value": None if is_int else ex.as_double,
+            "value_int": ex.as_int if is_int else None,
+            "span_id": ex.span_id.hex() if ex.span_id else None,
+            "trace_id": ex.trace_id.hex() if ex.trace_id else None,
+        })
+    return out
+
+
+_POINT_DECODERS = {
+    "gauge": Decoder._number_points,
+    "sum": Decoder._number_points,
+    "histogram": Decoder._histogram_points,
+    "exponential_histogram": Decoder._exp_histogram_points,
+    "summary": Decoder._summary_points,
+}
+

@@ -1,0 +1,123 @@
+"""Request bodies to ``ExportMetricsServiceRequest``: capped decompression, protobuf, OTLP/JSON.
+
+Decompression stops at the size limit, so a gzip bomb costs at most ``limit`` bytes of memory.
+OTLP/JSON differs from protobuf's canonical JSON in one way that matters: trace and span ids
+are hex, not base64, so they are rewritten before ``json_format`` sees them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from typing import Any
+
+import zstandard
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+
+from .errors import InvalidRequest, TooLarge, Unsupported
+
+ENCODINGS = ("gzip", "deflate", "zstd", "identity")
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding``; refuse output larger than ``limit`` bytes."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    try:
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            # wbits 47 reads gzip and zlib headers alike; raw deflate is -15.
+            wbits = 47 if encoding != "deflate" or body[:1] == b"\x78" else -15
+            inflater = zlib.decompressobj(wbits)
+            out = inflater.decompress(body, limit + 1)
+            if len(out) > limit or inflater.unconsumed_tail:
+                raise _too_large(limit, "after decompression")
+            if not inflater.eof:
+                raise InvalidRequest(f"{encoding} body is truncated")
+            return out
+        if encoding == "zstd":
+            reader = zstandard.ZstdDecompressor().stream_reader(body)
+            out = reader.read(limit + 1)
+            if len(out) > limit:
+                raise _too_large(limit, "after decompression")
+            return out
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise InvalidRequest(f"cannot decompress {encoding} body: {exc}") from None
+    raise Unsupported(f"Content-Encoding {encoding!r} is not supported; use one of "
+                      f"{', '.join(ENCODINGS)}")
+
+
+def _too_large(limit: int, where: str) -> TooLarge:
+    return TooLarge(f"request is larger than {limit} bytes {where}; send smaller batches "
+                    "or raise max_request_bytes")
+
+
+def parse_protobuf(data: bytes) -> ExportMetricsServiceRequest:
+    try:
+        return ExportMetricsServiceRequest.FromString(data)
+    except DecodeError as exc:
+        raise InvalidRequest(f"body is not a valid OTLP ExportMetricsServiceRequest "
+                             f"protobuf ({exc})") from None
+
+
+def parse_json(data: bytes) -> ExportMetricsServiceRequest:
+    try:
+        doc = json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"JSON body is not valid UTF-8 ({exc.reason} at byte "
+                             f"{exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON at line {exc.lineno} column {exc.colno}: "
+                             f"{exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise InvalidRequest("JSON body must be an object with resourceMetrics")
+    _hex_ids_to_base64(doc)
+    try:
+        return json_format.ParseDict(doc, ExportMetricsServiceRequest(),
+                                     ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise InvalidRequest(f"JSON is not an OTLP metrics request: {exc}") from None
+
+
+_POINT_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "exponential_histogram",
+                "summary")
+
+
+def _items(doc: Any, *names: str) -> list[Any]:
+    if not isinstance(doc, dict):
+        return []
+    for name in names:
+        value = doc.get(name)
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
+    for rm in _items(doc, "resourceMetrics", "resource_metrics"):
+        for sm in _items(rm, "scopeMetrics", "scope_metrics"):
+            for metric in _items(sm, "metrics"):
+                if not isinstance(metric, dict):
+                    continue
+                for kind in _POINT_KINDS:
+                    for dp in _items(metric.get(kind), "dataPoints", "data_points"):
+                        for ex in _items(dp, "exemplars"):
+                            _rewrite_ids(ex)
+
+
+def _rewrite_ids(exemplar: Any) -> None:
+    if not isinstance(exemplar, dict):
+        return
+    for key in ("traceId", "trace_id", "spanId", "span_id"):
+        value = exemplar.get(key)
+        if isinstance(value, str) and value:
+            try:
+                exemplar[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+            except (ValueError, binascii.Error):
+                raise InvalidRequest(f"exemplar {key} {value!r} is not hex") from None

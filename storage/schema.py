@@ -1,0 +1,242 @@
+"""The store's tables and the SQL views users query.
+
+Series (metric identity + resource + scope + point attributes) are stored once in ``series``
+under a 64-bit id computed at ingest; point tables stay narrow (series id, times, value) so
+windowed aggregation groups on a fixed-width key.  The ``otel_metrics_*`` views put the two
+back together with the column names of the OpenTelemetry Collector's ClickHouse exporter, so
+SQL written for that schema carries over.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_VERSION = "1"
+
+EXEMPLAR_TYPE = (
+    "STRUCT(filtered_attributes JSON, time_unix_nano BIGINT, value DOUBLE, value_int BIGINT,"
+    " span_id VARCHAR, trace_id VARCHAR)[]"
+)
+QUANTILE_TYPE = "STRUCT(quantile DOUBLE, value DOUBLE)[]"
+
+# Columns every point table starts with, in insertion order.
+_POINT_PREFIX = """
+    series_id UBIGINT NOT NULL,
+    start_time_unix_nano BIGINT,
+    time_unix_nano BIGINT NOT NULL,
+    time TIMESTAMPTZ NOT NULL,
+"""
+
+TABLES: dict[str, str] = {
+    "otel_hms_meta": """
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR
+    """,
+    "series": """
+        series_id UBIGINT NOT NULL,
+        metric_type VARCHAR NOT NULL,
+        metric_name VARCHAR NOT NULL,
+        metric_description VARCHAR,
+        metric_unit VARCHAR,
+        aggregation_temporality INTEGER,
+        is_monotonic BOOLEAN,
+        service_name VARCHAR,
+        resource_attributes MAP(VARCHAR, VARCHAR),
+        resource_attributes_typed JSON,
+        resource_dropped_attributes_count UINTEGER,
+        resource_schema_url VARCHAR,
+        scope_name VARCHAR,
+        scope_version VARCHAR,
+        scope_attributes MAP(VARCHAR, VARCHAR),
+        scope_attributes_typed JSON,
+        scope_dropped_attributes_count UINTEGER,
+        scope_schema_url VARCHAR,
+        attributes MAP(VARCHAR, VARCHAR),
+        attributes_typed JSON,
+        metric_metadata JSON,
+        first_seen TIMESTAMPTZ NOT NULL
+    """,
+    "points_gauge": _POINT_PREFIX + f"""
+        value DOUBLE,
+        value_int BIGINT,
+        flags UINTEGER NOT NULL,
+        exemplars {EXEMPLAR_TYPE}
+    """,
+    "points_sum": _POINT_PREFIX + f"""
+        value DOUBLE,
+        value_int BIGINT,
+        flags UINTEGER NOT NULL,
+        exemplars {EXEMPLAR_TYPE}
+    """,
+    "points_histogram": _POINT_PREFIX + f"""
+        count UBIGINT NOT NULL,
+        sum DOUBLE,
+        min DOUBLE,
+        max DOUBLE,
+        bucket_counts UBIGINT[] NOT NULL,
+        explicit_bounds DOUBLE[] NOT NULL,
+        flags UINTEGER NOT NULL,
+        exemplars {EXEMPLAR_TYPE}
+    """,
+    "points_exp_histogram": _POINT_PREFIX + f"""
+        count UBIGINT NOT NULL,
+        sum DOUBLE,
+        min DOUBLE,
+        max DOUBLE,
+        scale INTEGER NOT NULL,
+        zero_count UBIGINT NOT NULL,
+        zero_threshold DOUBLE NOT NULL,
+        positive_offset INTEGER NOT NULL,
+        positive_bucket_counts UBIGINT[] NOT NULL,
+        negative_offset INTEGER NOT NULL,
+        negative_bucket_counts UBIGINT[] NOT NULL,
+        flags UINTEGER NOT NULL,
+        exemplars {EXEMPLAR_TYPE}
+    """,
+    "points_summary": _POINT_PREFIX + f"""
+        count UBIGINT NOT NULL,
+        sum DOUBLE NOT NULL,
+        quantile_values {QUANTILE_TYPE} NOT NULL,
+        flags UINTEGER NOT NULL
+    """,
+}
+
+POINT_TABLES = {
+    "gauge": "points_gauge",
+    "sum": "points_sum",
+    "histogram": "points_histogram",
+    "exponential_histogram": "points_exp_histogram",
+    "summary": "points_summary",
+}
+
+_SERIES_COLUMNS = """
+    s.resource_attributes AS ResourceAttributes,
+    s.resource_schema_url AS ResourceSchemaUrl,
+    s.scope_name AS ScopeName,
+    s.scope_version AS ScopeVersion,
+    s.scope_attributes AS ScopeAttributes,
+    s.scope_dropped_attributes_count AS ScopeDroppedAttrCount,
+    s.scope_schema_url AS ScopeSchemaUrl,
+    s.service_name AS ServiceName,
+    s.metric_name AS MetricName,
+    s.metric_description AS MetricDescription,
+    s.metric_unit AS MetricUnit,
+    s.attributes AS Attributes,
+    make_timestamptz(p.start_time_unix_nano // 1000) AS StartTimeUnix,
+    p.time AS TimeUnix,
+"""
+
+_TYPED_COLUMNS = """
+    p.series_id AS SeriesId,
+    p.start_time_unix_nano AS StartTimeUnixNano,
+    p.time_unix_nano AS TimeUnixNano,
+    s.attributes_typed AS AttributesTyped,
+    s.resource_attributes_typed AS ResourceAttributesTyped,
+    s.scope_attributes_typed AS ScopeAttributesTyped
+"""
+
+_EXEMPLARS = """
+    list_transform(p.exemplars, lambda e: {
+        'FilteredAttributes': e.filtered_attributes,
+        'TimeUnix': make_timestamptz(e.time_unix_nano // 1000),
+        'Value': coalesce(e.value_int::DOUBLE, e.value),
+        'ValueInt': e.value_int,
+        'SpanId': e.span_id,
+        'TraceId': e.trace_id
+    }) AS Exemplars,
+"""
+
+_NUMBER_VALUE = """
+    coalesce(p.value_int::DOUBLE, p.value) AS Value,
+    p.value_int AS ValueInt,
+    p.flags AS Flags,
+"""
+
+_HISTOGRAM_COMMON = """
+    p.count AS Count,
+    p.sum AS Sum,
+"""
+
+VIEWS: dict[str, str] = {
+    "otel_metrics_gauge": f"""
+        SELECT {_SERIES_COLUMNS} {_NUMBER_VALUE} {_EXEMPLARS} {_TYPED_COLUMNS}
+        FROM points_gauge p JOIN series s USING (series_id)
+    """,
+    "otel_metrics_sum": f"""
+        SELECT {_SERIES_COLUMNS} {_NUMBER_VALUE} {_EXEMPLARS}
+            s.aggregation_temporality AS AggregationTemporality,
+            s.is_monotonic AS IsMonotonic,
+            {_TYPED_COLUMNS}
+        FROM points_sum p JOIN series s USING (series_id)
+    """,
+    "otel_metrics_histogram": f"""
+        SELECT {_SERIES_COLUMNS} {_HISTOGRAM_COMMON}
+            p.bucket_counts AS BucketCounts,
+            p.explicit_bounds AS ExplicitBounds,
+            {_EXEMPLARS}
+            p.flags AS Flags,
+            p.min AS Min,
+            p.max AS Max,
+            s.aggregation_temporality AS AggregationTemporality,
+            {_TYPED_COLUMNS}
+        FROM points_histogram p JOIN series s USING (series_id)
+    """,
+    "otel_metrics_exp_histogram": f"""
+        SELECT {_SERIES_COLUMNS} {_HISTOGRAM_COMMON}
+            p.scale AS Scale,
+            p.zero_count AS ZeroCount,
+            p.zero_threshold AS ZeroThreshold,
+            p.positive_offset AS PositiveOffset,
+            p.positive_bucket_counts AS PositiveBucketCounts,
+            p.negative_offset AS NegativeOffset,
+            p.negative_bucket_counts AS NegativeBucketCounts,
+            {_EXEMPLARS}
+            p.flags AS Flags,
+            p.min AS Min,
+            p.max AS Max,
+            s.aggregation_temporality AS AggregationTemporality,
+            {_TYPED_COLUMNS}
+        FROM points_exp_histogram p JOIN series s USING (series_id)
+    """,
+    "otel_metrics_summary": f"""
+        SELECT {_SERIES_COLUMNS} {_HISTOGRAM_COMMON}
+            list_transform(p.quantile_values,
+                lambda q: {{'Quantile': q.quantile, 'Value': q.value}}) AS ValueAtQuantiles,
+            p.flags AS Flags,
+            {_TYPED_COLUMNS}
+        FROM points_summary p JOIN series s USING (series_id)
+    """,
+    # The common case in one line: every gauge and sum point with its metric and labels.
+    "otel_points": """
+        SELECT s.metric_name AS MetricName, s.metric_type AS MetricType,
+               s.service_name AS ServiceName, s.attributes AS Attributes,
+               p.time AS TimeUnix, coalesce(p.value_int::DOUBLE, p.value) AS Value,
+               p.series_id AS SeriesId
+        FROM (SELECT series_id, time, value, value_int FROM points_gauge
+              UNION ALL BY NAME
+              SELECT series_id, time, value, value_int FROM points_sum) p
+        JOIN series s USING (series_id)
+    """,
+    # One row per series, the names people search by.
+    "otel_series": """
+        SELECT series_id AS SeriesId, metric_name AS MetricName, metric_type AS MetricType,
+               metric_unit AS MetricUnit, metric_description AS MetricDescription,
+               aggregation_temporality AS AggregationTemporality, is_monotonic AS IsMonotonic,
+               service_name AS ServiceName, attributes AS Attributes,
+               resource_attributes AS ResourceAttributes, scope_name AS ScopeName,
+               scope_version AS ScopeVersion, first_seen AS FirstSeen
+        FROM series
+    """,
+}
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables and (re)create the views; safe on an existing store."""
+    for name, columns in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    for name, body in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    con.execute(
+        "INSERT INTO otel_hms_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+        [SCHEMA_VERSION],
+    )

@@ -1,0 +1,198 @@
+"""The one writer thread that owns the DuckDB write connection.
+
+Requests hand it decoded batches and wait on a future; the thread takes every batch queued
+while the previous commit ran and writes them in one transaction (group commit), then
+resolves their futures.  An export is acknowledged only after that commit.  The queue is
+bounded in points: when it is full ``submit`` raises ``StoreBusy`` so the receiver answers
+UNAVAILABLE / 503 and the sender retries, never a silent drop, never unbounded memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+from otel_hms.receiver.decode import DecodedBatch
+
+from .arrow_batches import points_table, series_table
+from .schema import POINT_TABLES
+
+log = logging.getLogger("otel_hms.writer")
+
+# A group commit stops taking batches past this many points, to bound transaction size.
+_GROUP_POINTS = 250_000
+
+
+class StoreBusy(Exception):
+    """The write queue is full; the sender should retry later."""
+
+
+class WriterClosed(Exception):
+    """The server is shutting down and takes no more writes."""
+
+
+@dataclass
+class _Pending:
+    tables: dict[str, pa.Table]
+    series: pa.Table | None
+    points: int
+    future: Future[int] = field(default_factory=Future)
+
+
+@dataclass
+class WriterStats:
+    """Counters served on /api/v1/status and read by the benchmark."""
+
+    points_committed: int = 0
+    batches_committed: int = 0
+    commits: int = 0
+    series_created: int = 0
+    rejected_busy: int = 0
+    failed_batches: int = 0
+    last_commit_seconds: float = 0.0
+
+
+class Writer:
+    """Owns ``con`` from its own thread; other threads only call ``submit`` and ``close``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, known: set[int],
+                 max_pending_points: int = 2_000_000) -> None:
+        self._con = con
+        self.known = known
+        self.max_pending_points = max_pending_points
+        self.stats = WriterStats()
+        self._queue: list[_Pending] = []
+        self._pending_points = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="otel-hms-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending_points(self) -> int:
+        return self._pending_points
+
+    def submit(self, batch: DecodedBatch) -> Future[int]:
+        """Queue a batch; the future resolves to its point count once committed."""
+        tables = {kind: points_table(kind, cols) for kind, cols in batch.columns.items()
+                  if cols["series_id"]}
+        series = series_table(batch.series.values()) if batch.series else None
+        pending = _Pending(tables, series, batch.accepted)
+        with self._cond:
+            if self._closing:
+                raise WriterClosed("the server is shutting down")
+            if self._queue and self._pending_points + pending.points > self.max_pending_points:
+                self.stats.rejected_busy += 1
+                raise StoreBusy(f"write queue full ({self._pending_points} points pending)")
+            self._queue.append(pending)
+            self._pending_points += pending.points
+            self._cond.notify()
+        return pending.future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop taking writes, commit what is queued, and stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _take_group(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            group: list[_Pending] = []
+            points = 0
+            while self._queue and (not group or points < _GROUP_POINTS):
+                item = self._queue.pop(0)
+                group.append(item)
+                points += item.points
+            return group
+
+    def _run(self) -> None:
+        while (group := self._take_group()) is not None:
+            started = time.perf_counter()
+            try:
+                self._write(group)
+            except Exception as exc:  # one bad batch must not fail its neighbours
+                log.warning("group commit of %d batches failed (%s); retrying one by one",
+                            len(group), exc)
+                self._rollback()
+                for item in group:
+                    try:
+                        self._write([item])
+                    except Exception as item_exc:
+                        self._rollback()
+                        self.stats.failed_batches += 1
+                        self._finish([item], item_exc)
+                    else:
+                        self._finish([item], None)
+            else:
+                self._finish(group, None)
+            self.stats.last_commit_seconds = time.perf_counter() - started
+
+    def _finish(self, group: list[_Pending], error: BaseException | None) -> None:
+        with self._cond:
+            self._pending_points -= sum(item.points for item in group)
+        for item in group:
+            if error is None:
+                item.future.set_result(item.points)
+            else:
+                item.future.set_exception(error)
+
+    def _rollback(self) -> None:
+        try:
+            self._con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+
+    def _write(self, group: list[_Pending]) -> None:
+        by_kind: dict[str, list[pa.Table]] = defaultdict(list)
+        series: list[pa.Table] = []
+        for item in group:
+            for kind, table in item.tables.items():
+                by_kind[kind].append(table)
+            if item.series is not None:
+                series.append(item.series)
+        con = self._con
+        con.execute("BEGIN")
+        new_ids = self._insert_series(series)
+        for kind, tables in by_kind.items():
+            self._insert(POINT_TABLES[kind], pa.concat_tables(tables), "")
+        con.execute("COMMIT")
+        self.known.update(new_ids)
+        points = sum(item.points for item in group)
+        self.stats.points_committed += points
+        self.stats.batches_committed += len(group)
+        self.stats.commits += 1
+        self.stats.series_created += len(new_ids)
+
+    def _insert_series(self, tables: list[pa.Table]) -> list[int]:
+        if not tables:
+            return []
+        table = pa.concat_tables(tables)
+        ids = table.column("series_id").to_pylist()
+        keep, new_ids, seen = [], [], set()
+        for i, sid in enumerate(ids):
+            if sid not in self.known and sid not in seen:
+                seen.add(sid)
+                keep.append(i)
+                new_ids.append(sid)
+        if keep:
+            self._insert("series", table.take(keep), ", now() AS first_seen")
+        return new_ids
+
+    def _insert(self, table_name: str, table: pa.Table, extra: str) -> None:
+        con = self._con
+        con.register("_otel_hms_batch", table)
+        try:
+            con.execute(f"INSERT INTO {table_name} BY NAME SELECT *{extra} FROM _otel_hms_batch")
+        finally:
+            con.unregister("_otel_hms_batch")

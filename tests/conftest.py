@@ -1,0 +1,129 @@
+"""Fixtures that run the real thing: an ``otel-hms serve`` subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class ServerProcess:
+    """A running ``otel-hms serve`` with its addresses and a way to ask it SQL."""
+
+    def __init__(self, db: Path, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.db = db
+        self.grpc_port, self.http_port, self.api_port = free_port(), free_port(), free_port()
+        self.grpc = f"127.0.0.1:{self.grpc_port}"
+        self.http = f"127.0.0.1:{self.http_port}"
+        self.api = f"127.0.0.1:{self.api_port}"
+        self.http_url = f"http://{self.http}/v1/metrics"
+        self.log = log
+        self.token: str | None = None
+        cmd = [sys.executable, "-m", "otel_hms", "serve", "--db", str(db),
+               "--otlp-grpc", self.grpc, "--otlp-http", self.http, "--api", self.api, *args]
+        self._log_file = open(log, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **env})
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"otel-hms serve exited with {self.proc.returncode}:\n"
+                                 + self.log.read_text())
+        try:
+            with urllib.request.urlopen(f"http://{self.api}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float = 30.0) -> ServerProcess:
+        wait_until(self.ready, timeout, message="otel-hms serve to be ready")
+        return self
+
+    def sql_result(self, query: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://{self.api}/api/v1/sql", data=json.dumps({"sql": query}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=60) as r:
+            result: dict[str, Any] = json.load(r)
+            return result
+
+    def sql(self, query: str) -> list[dict[str, Any]]:
+        """Rows as dicts, through the server's read-only SQL endpoint."""
+        result = self.sql_result(query)
+        return [dict(zip(result["columns"], row)) for row in result["rows"]]
+
+    def scalar(self, query: str) -> Any:
+        rows = self.sql_result(query)["rows"]
+        return rows[0][0] if rows else None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start ``otel-hms serve`` subprocesses; every one is stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, db: Path | None = None, env: dict[str, str] | None = None,
+              wait: bool = True) -> ServerProcess:
+        server = ServerProcess(db or tmp_path / "store.duckdb", list(args), env or {},
+                               tmp_path / f"serve-{len(started)}.log")
+        started.append(server)
+        return server.wait_ready() if wait else server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> ServerProcess:
+    """One running server on a fresh store."""
+    return start_server()
