@@ -1,0 +1,33 @@
+"""The front door stays true: every setting is documented, public names are pinned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import otel_hms
+import otel_hms.receiver
+import otel_hms.storage
+from otel_hms.settings import SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for s in SETTINGS:
+        assert f"| `{s.name}` | `{s.flag}` | `{s.env}` |" in readme, s.name
+
+
+def test_exported_members() -> None:
+    assert otel_hms.__all__ == ["__version__"]
+    assert otel_hms.receiver.__all__ == ["DecodedBatch", "Decoder", "SeriesRow"]
+    assert otel_hms.storage.__all__ == ["StoreBusy", "StoreError", "StoreLocked", "Writer",
+                                        "WriterClosed", "known_series_ids", "open_store"]
+    for module in (otel_hms, otel_hms.receiver, otel_hms.storage):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_subpackages_install_under_otel_hms() -> None:
+    assert Path(otel_hms.receiver.__file__).parent == ROOT / "receiver"
+    assert Path(otel_hms.storage.__file__).parent == ROOT / "storage"
