@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import grpc
-from conftest import ServerProcess, StartServer, free_port
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+
+from conftest import ServerProcess, StartServer, free_port
 from otlp_requests import gauge_request
 
 T0 = 1_700_000_000_000_000_000

@@ -7,8 +7,9 @@ import threading
 import time
 
 import grpc
-from conftest import StartServer, wait_until
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+
+from conftest import StartServer, wait_until
 from otlp_requests import gauge_request
 
 BASE_NS = 1_700_000_000_000_000_000

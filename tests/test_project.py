@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import otel_hms
 import otel_hms.receiver
 import otel_hms.storage
-
-import otel_hms
 from otel_hms.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
