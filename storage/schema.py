@@ -230,8 +230,18 @@ VIEWS: dict[str, str] = {
 }
 
 
+class NewerSchema(Exception):
+    """The file was written by a newer otel-hms."""
+
+
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create missing tables and (re)create the views; safe on an existing store."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS otel_hms_meta ({TABLES['otel_hms_meta']})")
+    found = con.execute(
+        "SELECT value FROM otel_hms_meta WHERE key = 'schema_version'").fetchone()
+    if found and int(found[0]) > int(SCHEMA_VERSION):
+        raise NewerSchema(f"store schema version {found[0]} is newer than this otel-hms "
+                          f"understands ({SCHEMA_VERSION}); upgrade otel-hms")
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
     for name, body in VIEWS.items():

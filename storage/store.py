@@ -45,7 +45,11 @@ def open_store(path: str) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"--db: {path} is not a usable DuckDB file: {exc}") from None
     # Results render in UTC whatever the machine's zone; comparisons are zone-proof anyway.
     con.execute("SET GLOBAL TimeZone = 'UTC'")
-    schema.install(con)
+    try:
+        schema.install(con)
+    except schema.NewerSchema as exc:
+        con.close()
+        raise StoreError(f"--db: {path}: {exc}") from None
     return con
 
 

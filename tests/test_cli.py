@@ -132,3 +132,14 @@ def test_bad_settings_name_the_field(tmp_path: Path) -> None:
     result = otel_hms("serve", "--db", str(tmp_path / "missing" / "x.duckdb"))
     assert result.stderr.strip().startswith("Error: --db: directory")
     assert result.returncode == 1
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.duckdb"
+    path.write_text("hello\n")
+    result = otel_hms("serve", "--db", str(path), "--otlp-grpc", "127.0.0.1:0",
+                      "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: --db: cannot open {path}: ")
+    assert "not a valid DuckDB database file" in result.stderr
+    assert path.read_text() == "hello\n"
