@@ -19,7 +19,8 @@ from .sql_query import QueryError, run_query
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status)
+    headers = {"WWW-Authenticate": 'Bearer realm="otel-hms"'} if status == 401 else None
+    return JSONResponse({"error": message}, status, headers=headers)
 
 
 def api_app(con: duckdb.DuckDBPyConnection, settings: dict[str, Any],

@@ -11,6 +11,7 @@ import base64
 import json
 import math
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -65,7 +66,13 @@ def plain(value: AnyValue) -> JSONValue:
 
 
 def text(value: AnyValue) -> str:
-    """The string form, as the Collector's pcommon ``AsString`` renders it."""
+    """The string form, as the Collector's pcommon ``AsString`` renders it.
+
+    Doubles use Go's JSON number form (``2``, ``1e-7``, ``100000000000000000000``), arrays and
+    kvlists are Go's ``json.Marshal`` of the raw value (sorted keys, HTML characters escaped), so
+    a query written against the ClickHouse exporter's tables matches the same strings here.
+    NaN and infinities, which Go cannot marshal, are ``NaN``, ``Infinity`` and ``-Infinity``.
+    """
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
@@ -74,12 +81,55 @@ def text(value: AnyValue) -> str:
     if kind == "int_value":
         return str(value.int_value)
     if kind == "double_value":
-        d = _double_json(value.double_value)
-        return d if isinstance(d, str) else repr(d)
+        return go_float(value.double_value)
     if kind is None:
         return ""
-    p = plain(value)
-    return p if isinstance(p, str) else json.dumps(p, separators=(",", ":"), ensure_ascii=False)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return _go_json(plain(value))
+
+
+def go_float(x: float) -> str:
+    """Go's ``encoding/json`` (ES6) rendering of a float64."""
+    if math.isnan(x) or math.isinf(x):
+        return str(_double_json(x))
+    if x == 0:
+        return "-0" if math.copysign(1.0, x) < 0 else "0"
+    shortest = repr(x)
+    if abs(x) < 1e-6 or abs(x) >= 1e21:
+        mantissa, _, exponent = shortest.partition("e")
+        power = int(exponent) if exponent else 0
+        if not exponent:  # repr chose positional form; rebuild the exponent
+            digits = Decimal(shortest).normalize()
+            mantissa, _, exponent = f"{digits:e}".partition("e")
+            power = int(exponent)
+        return f"{mantissa}e{'+' if power >= 0 else '-'}{abs(power)}"
+    positional = f"{Decimal(shortest):f}"
+    if "." in positional:
+        positional = positional.rstrip("0").rstrip(".")
+    return positional
+
+
+_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                             "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _go_json(value: JSONValue) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).translate(_GO_ESCAPES)
+    if isinstance(value, list):
+        return "[" + ",".join(_go_json(v) for v in value) + "]"
+    return "{" + ",".join(f"{_go_json(k)}:{_go_json(value[k])}" for k in sorted(value)) + "}"
 
 
 class Attributes:

@@ -31,6 +31,7 @@ _START_TIME_INT = struct.Struct("<xqxqxq").unpack_from
 _TIME_DOUBLE = struct.Struct("<xqxd").unpack_from
 _TIME_INT = struct.Struct("<xqxq").unpack_from
 _SERIES_CACHE_LIMIT = 1_000_000
+_MAX_MESSAGES = 5
 
 KIND_BY_FIELD = {
     "gauge": "gauge",
@@ -89,10 +90,13 @@ class DecodedBatch:
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    problems: int = 0
 
     def reject(self, count: int, message: str) -> None:
+        """Count ``count`` rejected points; the first few messages are kept for the reply."""
         self.rejected += count
-        if len(self.errors) < 5:
+        self.problems += 1
+        if len(self.errors) < _MAX_MESSAGES:
             self.errors.append(message)
 
     def kind_columns(self, kind: str) -> dict[str, list[Any]]:
@@ -104,7 +108,8 @@ class DecodedBatch:
 
     @property
     def error_message(self) -> str:
-        extra = f" (and more; {self.rejected} points rejected)" if self.rejected > 5 else ""
+        more = self.problems - len(self.errors)
+        extra = f"; and {more} more problems like these" if more > 0 else ""
         return "; ".join(self.errors) + extra
 
 
@@ -170,8 +175,8 @@ class Decoder:
             batch.reject(count, "metric without a name: every metric needs a non-empty name")
             return
         if data is None:
-            batch.errors.append(f"metric {metric.name!r} has no data (gauge, sum, histogram, "
-                                "exponential_histogram or summary)")
+            batch.reject(0, f"metric {metric.name!r} has no data (gauge, sum, histogram, "
+                         "exponential_histogram or summary)")
             return
         temporality = getattr(data, "aggregation_temporality", None)
         if temporality is not None and kind != "gauge" and temporality == 0:
@@ -231,8 +236,9 @@ class Decoder:
             row = self._series_row(ctx, Attributes(attributes), sid)
         if pending is None:
             if len(self._pending) >= _SERIES_CACHE_LIMIT // 4:
-                self._pending = {k: v for k, v in self._pending.items()
-                                 if v[0] not in self.known}
+                # Rows are rebuilt on the next miss; iterating ``known`` here would race the
+                # writer thread that adds to it.
+                self._pending = {}
             self._pending[pending_key] = (sid, row)
         batch.series.setdefault(sid, row)
         return sid
@@ -435,9 +441,18 @@ class Decoder:
 
     def _common(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
                 dp: Any) -> None:
-        # The leading zero byte keeps these keys apart from the hot loop's serialized tails.
-        key = b"\x00" + b"".join([kv.SerializeToString() for kv in dp.attributes])
-        cols["series_id"].append(self.series_id(batch, ctx, key, dp.attributes))
+        # The leading zero byte keeps these keys apart from the hot loop's serialized tails;
+        # each KeyValue is length-prefixed, since bare concatenations can coincide
+        # ([{a: v}] and [{a}, {: v}] serialize to the same bytes).
+        parts = [b"\x00"]
+        for kv in dp.attributes:
+            raw = kv.SerializeToString()
+            parts.append(len(raw).to_bytes(4, "little"))
+            parts.append(raw)
+        key = b"".join(parts)
+        hit = self._confirmed.get(ctx.digest, {}).get(key)
+        sid = hit[0] if hit is not None else self.series_id(batch, ctx, key, dp.attributes)
+        cols["series_id"].append(sid)
         cols["start_time_unix_nano"].append(dp.start_time_unix_nano)
         cols["time_unix_nano"].append(dp.time_unix_nano)
 

@@ -6,11 +6,13 @@ specification asks, so Collectors and SDKs can log what was wrong.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
 from starlette.applications import Starlette
@@ -18,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .errors import ExportError, Overloaded, TooLarge, Unsupported
+from .errors import ExportError, Overloaded, TooLarge, Unauthenticated, Unsupported
 from .ingest import Ingest
 from .payload import decompress, parse_json, parse_protobuf
 
@@ -53,6 +55,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _parse(body: bytes, encoding: str, media: str, limit: int) -> ExportMetricsServiceRequest:
+    body = decompress(body, encoding, limit)
+    return parse_json(body) if media == JSON else parse_protobuf(body)
+
+
 def otlp_http_app(ingest: Ingest, max_request_bytes: int) -> Starlette:
     async def export(request: Request) -> Response:
         media = _media_type(request)
@@ -63,14 +70,17 @@ def otlp_http_app(ingest: Ingest, max_request_bytes: int) -> Starlette:
                 raise Unsupported(f"Content-Type {media or '(none)'!r} is not supported; send "
                                   f"{PROTOBUF} or {JSON}")
             body = await _read_body(request, max_request_bytes)
-            body = decompress(body, request.headers.get("content-encoding", ""),
-                              max_request_bytes)
-            message = parse_json(body) if media == JSON else parse_protobuf(body)
+            # Inflating and parsing a 64 MiB body takes a while: off the event loop.
+            message = await asyncio.to_thread(
+                _parse, body, request.headers.get("content-encoding", ""), media,
+                max_request_bytes)
             response = await ingest.export_async(message, "otlp/http")
         except ExportError as exc:
             headers = None
             if isinstance(exc, Overloaded):
                 headers = {"Retry-After": str(exc.retry_after_seconds)}
+            elif isinstance(exc, Unauthenticated):
+                headers = {"WWW-Authenticate": 'Bearer realm="otel-hms"'}
             status = status_pb2.Status(code=exc.grpc_code.value[0], message=str(exc))
             return _respond(reply_media, status, exc.http_status, headers)
         return _respond(reply_media, response)

@@ -26,31 +26,59 @@ ENCODINGS = ("gzip", "deflate", "zstd", "identity")
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """Undo ``Content-Encoding``; refuse output larger than ``limit`` bytes."""
+    """Undo ``Content-Encoding``; refuse output larger than ``limit`` bytes.
+
+    Concatenated gzip members and zstd frames are both valid encodings of one body (pigz and
+    ``zstd --rsyncable`` write them), so every member is read, not only the first.
+    """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
     try:
         if encoding in ("gzip", "x-gzip", "deflate"):
-            # wbits 47 reads gzip and zlib headers alike; raw deflate is -15.
-            wbits = 47 if encoding != "deflate" or body[:1] == b"\x78" else -15
-            inflater = zlib.decompressobj(wbits)
-            out = inflater.decompress(body, limit + 1)
-            if len(out) > limit or inflater.unconsumed_tail:
-                raise _too_large(limit, "after decompression")
-            if not inflater.eof:
-                raise InvalidRequest(f"{encoding} body is truncated")
-            return out
+            return _inflate(body, encoding, limit)
         if encoding == "zstd":
-            reader = zstandard.ZstdDecompressor().stream_reader(body)
-            out = reader.read(limit + 1)
-            if len(out) > limit:
-                raise _too_large(limit, "after decompression")
-            return out
+            return _unzstd(body, limit)
     except (zlib.error, zstandard.ZstdError) as exc:
         raise InvalidRequest(f"cannot decompress {encoding} body: {exc}") from None
     raise Unsupported(f"Content-Encoding {encoding!r} is not supported; use one of "
                       f"{', '.join(ENCODINGS)}")
+
+
+def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    # wbits 47 reads gzip and zlib headers alike; raw deflate is -15.
+    wbits = 47 if encoding != "deflate" or body[:1] == b"\x78" else -15
+    out: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        chunk = inflater.decompress(rest, limit + 1 - size)
+        size += len(chunk)
+        out.append(chunk)
+        if size > limit or inflater.unconsumed_tail:
+            raise _too_large(limit, "after decompression")
+        if not inflater.eof:
+            raise InvalidRequest(f"{encoding} body is truncated")
+        rest = inflater.unused_data
+        if not rest or wbits != 47 or rest.strip(b"\x00") == b"":
+            return b"".join(out)
+
+
+def _unzstd(body: bytes, limit: int) -> bytes:
+    # The stream reader stops at the limit (a bomb costs at most ``limit`` bytes) but says
+    # nothing when the last frame is cut short, so the frames are then walked to check each ends.
+    reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
+    out = reader.read(limit + 1)
+    if len(out) > limit:
+        raise _too_large(limit, "after decompression")
+    rest = body
+    while rest:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        frame.decompress(rest)
+        if not frame.eof:
+            raise InvalidRequest("zstd body is truncated")
+        rest = frame.unused_data
+    return out
 
 
 def _too_large(limit: int, where: str) -> TooLarge:
@@ -69,6 +97,8 @@ def parse_protobuf(data: bytes) -> ExportMetricsServiceRequest:
 def parse_json(data: bytes) -> ExportMetricsServiceRequest:
     try:
         doc = json.loads(data)
+    except RecursionError:
+        raise InvalidRequest("JSON body is nested too deeply to be an OTLP request") from None
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"JSON body is not valid UTF-8 ({exc.reason} at byte "
                              f"{exc.start})") from None
@@ -81,6 +111,8 @@ def parse_json(data: bytes) -> ExportMetricsServiceRequest:
     try:
         return json_format.ParseDict(doc, ExportMetricsServiceRequest(),
                                      ignore_unknown_fields=True)
+    except RecursionError:
+        raise InvalidRequest("JSON body is nested too deeply to be an OTLP request") from None
     except json_format.ParseError as exc:
         raise InvalidRequest(f"JSON is not an OTLP metrics request: {exc}") from None
 

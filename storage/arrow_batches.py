@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from otel_hms.receiver.decode import SeriesRow
 
 _STR_MAP = pa.map_(pa.string(), pa.string())

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+
 from otel_hms.receiver.decode import DecodedBatch
 
 from .arrow_batches import points_table, series_table
