@@ -1,4 +1,7 @@
-"""The HTTP API on the ``--api`` address: health, status and the read-only SQL endpoint."""
+"""The HTTP API on the ``--api`` address: health, status, queries, SQL, the live stream.
+
+Everything but ``/healthz`` and the OpenAPI document sits behind the optional bearer token.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import duckdb
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .openapi import openapi_document
+from .query_api import QueryService, routes_handlers
 from .sql_query import QueryError, run_query
+
+UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -23,8 +29,9 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status, headers=headers)
 
 
-def api_app(con: duckdb.DuckDBPyConnection, settings: dict[str, Any],
-            status: Callable[[], dict[str, Any]], is_ready: Callable[[], bool]) -> Starlette:
+def api_app(service: QueryService, settings: dict[str, Any],
+            status: Callable[[], dict[str, Any]], is_ready: Callable[[], bool],
+            commits: Callable[[], int], extra_routes: list[Route] | None = None) -> Starlette:
     token = settings["auth_token"]
 
     def authorized(request: Request) -> bool:
@@ -33,6 +40,9 @@ def api_app(con: duckdb.DuckDBPyConnection, settings: dict[str, Any],
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
+    def unauthorized() -> Response:
+        return _error(401, UNAUTHORIZED)
+
     async def healthz(request: Request) -> Response:
         if not is_ready():
             return JSONResponse({"status": "shutting down"}, 503)
@@ -40,13 +50,12 @@ def api_app(con: duckdb.DuckDBPyConnection, settings: dict[str, Any],
 
     async def api_status(request: Request) -> Response:
         if not authorized(request):
-            return _error(401, "missing or wrong bearer token")
+            return unauthorized()
         return JSONResponse(status())
 
     async def sql(request: Request) -> Response:
         if not authorized(request):
-            return _error(401, "missing or wrong bearer token: send 'Authorization: Bearer "
-                          "<token>'")
+            return unauthorized()
         try:
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -54,15 +63,22 @@ def api_app(con: duckdb.DuckDBPyConnection, settings: dict[str, Any],
         if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
             return _error(400, 'body must be JSON: {"sql": "SELECT ..."}')
         try:
-            result = await asyncio.to_thread(run_query, con, body["sql"],
+            result = await asyncio.to_thread(run_query, service.con, body["sql"],
                                              settings["sql_timeout_seconds"],
                                              settings["sql_row_limit"])
         except QueryError as exc:
             return _error(400, str(exc))
         return JSONResponse(dataclasses.asdict(result))
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    handlers = routes_handlers(service, authorized, unauthorized, commits)
     return Starlette(routes=[
         Route("/healthz", healthz),
         Route("/api/v1/status", api_status),
         Route("/api/v1/sql", sql, methods=["POST"]),
+        Route("/api/v1/openapi.json", openapi),
+        *(Route(path, handler) for path, handler in handlers.items()),
+        *(extra_routes or []),
     ])

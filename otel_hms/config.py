@@ -5,6 +5,7 @@ the value and the fix.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .query_spec import QueryParamError, parse_duration
 from .settings import BY_NAME, SETTINGS
 
 
@@ -100,7 +102,21 @@ def parse_address(value: str, field: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
+def duration_setting(values: dict[str, Any], name: str) -> dt.timedelta | None:
+    """A duration setting as a timedelta; ``forever`` (or 0) is None."""
+    text = str(values[name]).strip().lower()
+    if text in ("forever", "0", "none", ""):
+        return None
+    try:
+        return parse_duration(text, name)
+    except QueryParamError:
+        raise ConfigError(f"{BY_NAME[name].flag}: {text!r} is not a duration; use e.g. 30d, "
+                          "12h, 90m or forever") from None
+
+
 def validate(values: dict[str, Any]) -> None:
+    for name in ("retention_raw", "retention_1m", "retention_1h", "rollup_delay"):
+        duration_setting(values, name)
     for name in ("otlp_grpc", "otlp_http", "api"):
         parse_address(values[name], BY_NAME[name].flag)
     for name in ("max_request_bytes", "max_pending_points", "max_attributes_per_point",

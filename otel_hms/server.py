@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import signal
 import socket
@@ -19,11 +20,13 @@ from typing import Any
 import uvicorn
 
 from .api import api_app
-from .config import ConfigError, parse_address
+from .config import ConfigError, duration_setting, parse_address
+from .query_api import QueryService
 from .receiver.decode import Decoder
 from .receiver.grpc_server import start_grpc
 from .receiver.http_server import otlp_http_app
 from .receiver.ingest import Ingest
+from .storage.rollups import Maintenance, Retention
 from .storage.store import known_series_ids, open_store
 from .storage.writer import StoreBusy, Writer, WriterClosed
 
@@ -79,7 +82,17 @@ class Server:
                 tls = (c.read(), k.read())
         self.grpc, _ = start_grpc(ingest, s["otlp_grpc"], s["max_request_bytes"], tls)
         self.http = _uvicorn(otlp_http_app(ingest, s["max_request_bytes"]), s, tls is not None)
-        self.api = _uvicorn(api_app(self.con, s, self.status, lambda: self._ready), s, False)
+        raw_retention = duration_setting(s, "retention_raw")
+        self.maintenance = Maintenance(
+            self.con,
+            Retention(raw=raw_retention, minute=duration_setting(s, "retention_1m"),
+                      hour=duration_setting(s, "retention_1h")),
+            delay=duration_setting(s, "rollup_delay") or dt.timedelta(0))
+        self.maintenance.start()
+        self.queries = QueryService(self.con, s["sql_timeout_seconds"],
+                                    self.maintenance.known_watermarks, raw_retention)
+        self.api = _uvicorn(api_app(self.queries, s, self.status, lambda: self._ready,
+                                    lambda: self.writer.stats.commits), s, False)
         self._loop_thread = threading.Thread(
             target=lambda: asyncio.run(self._serve_http(http_sock, api_sock)),
             name="otel-hms-http", daemon=True)
@@ -102,6 +115,7 @@ class Server:
             "writer": dataclasses.asdict(self.writer.stats),
             "pending_points": self.writer.pending_points,
             "series": len(self.writer.known),
+            "rollups": self.maintenance.status(),
         }
 
     def wait(self) -> None:
@@ -116,6 +130,7 @@ class Server:
         self.http.should_exit = True
         self.api.should_exit = True
         self._loop_thread.join(10)
+        self.maintenance.stop()
         self.writer.close()
         try:
             self.con.execute("CHECKPOINT")

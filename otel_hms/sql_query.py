@@ -68,6 +68,26 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str, timeout: float,
         cursor.close()
 
 
+def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
+              timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run trusted SQL (the API's own) with bound parameters under the time limit."""
+    cursor = con.cursor()
+    timer = threading.Timer(timeout, cursor.interrupt)
+    timer.start()
+    try:
+        cursor.execute(sql, params)
+        names = [d[0] for d in cursor.description or []]
+        return names, cursor.fetchall()
+    except duckdb.InterruptException:
+        raise QueryError(f"query exceeded the time limit of {timeout:g} s "
+                         "(setting sql_timeout_seconds)") from None
+    except duckdb.Error as exc:
+        raise QueryError(str(exc)) from None
+    finally:
+        timer.cancel()
+        cursor.close()
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe form of a DuckDB value (NaN/Inf as strings, times as ISO 8601)."""
     if value is None or isinstance(value, bool | int | str):

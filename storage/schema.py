@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import duckdb
 
+from . import sql_helpers
+
 SCHEMA_VERSION = "1"
 
 EXEMPLAR_TYPE = (
@@ -100,6 +102,30 @@ TABLES: dict[str, str] = {
         flags UINTEGER NOT NULL
     """,
 }
+
+# Roll-ups (see storage/rollups.py): per series and minute or hour, the partial aggregates
+# the SQL helpers combine: number stats with the counter increase, histogram bucket increases.
+_ROLLUP_NUMBER = """
+    series_id UBIGINT NOT NULL,
+    time TIMESTAMPTZ NOT NULL,
+    count UBIGINT NOT NULL,
+    sum DOUBLE,
+    min DOUBLE,
+    max DOUBLE,
+    last DOUBLE,
+    last_time TIMESTAMPTZ,
+    increase DOUBLE
+"""
+_ROLLUP_BUCKETS = """
+    series_id UBIGINT NOT NULL,
+    time TIMESTAMPTZ NOT NULL,
+    lower DOUBLE,
+    upper DOUBLE,
+    n DOUBLE NOT NULL
+"""
+for _res in ("1m", "1h"):
+    TABLES[f"rollup_{_res}_number"] = _ROLLUP_NUMBER
+    TABLES[f"rollup_{_res}_buckets"] = _ROLLUP_BUCKETS
 
 POINT_TABLES = {
     "gauge": "points_gauge",
@@ -246,6 +272,7 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    sql_helpers.install(con)
     con.execute(
         "INSERT INTO otel_hms_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
         [SCHEMA_VERSION],

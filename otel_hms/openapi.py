@@ -1,0 +1,124 @@
+"""The OpenAPI 3.1 document of the ``--api`` address, served at ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+from .query_spec import AGGS_HELP
+
+_ERROR = {"description": "refused: the message says what is wrong and how to fix it",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_UNAUTHORIZED = {"description": "missing or wrong bearer token (when auth_token is set)"}
+
+
+def _param(name: str, description: str, required: bool = False,
+           example: str | None = None) -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "required": required,
+                             "description": description, "schema": {"type": "string"}}
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+_QUERY_PARAMS = [
+    _param("metric", "metric name (GET /api/v1/metrics lists them)", True,
+           "http.server.request.duration"),
+    _param("range", "how far back from end: 30s, 5m, 24h, 30d (default 1h)", example="24h"),
+    _param("step", "bucket width; buckets start at the range start (default: ~300 points)",
+           example="1m"),
+    _param("agg", f"aggregation: {AGGS_HELP}; default rate for counters, p99 for histograms, "
+           "avg otherwise", example="p99"),
+    _param("by", "comma-separated attribute keys to group series by (default: one series "
+           "per stored series)", example="http.route"),
+    _param("where", "attribute=value filters, comma-separated or repeated",
+           example="http.request.method=GET"),
+    _param("start", "range start: unix seconds or ms, RFC 3339, or now-1h (overrides range)"),
+    _param("end", "range end: unix seconds or ms, RFC 3339, or now (default now)"),
+]
+
+_SERIES = {
+    "type": "object",
+    "properties": {
+        "metric": {"type": "string"}, "kind": {"type": "string"}, "agg": {"type": "string"},
+        "start_ms": {"type": "integer"}, "end_ms": {"type": "integer"},
+        "step_ms": {"type": "integer"},
+        "source": {"type": "string", "enum": ["raw", "1m", "1h"],
+                   "description": "raw points or the roll-up the answer came from"},
+        "series": {"type": "array", "items": {
+            "type": "object",
+            "properties": {
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "points": {"type": "array", "items": {
+                    "type": "array", "prefixItems": [
+                        {"type": "integer", "description": "bucket start, unix ms"},
+                        {"type": ["number", "null"]}]}},
+            }}},
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "otel-hms API", "version": __version__,
+                 "description": "Query OpenTelemetry metrics stored by otel-hms."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+                "Series": _SERIES,
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {
+                "summary": "200 once every endpoint listens, 503 while shutting down",
+                "security": [],
+                "responses": {"200": {"description": "ready"},
+                              "503": {"description": "shutting down"}}}},
+            "/api/v1/status": {"get": {
+                "summary": "writer, series and roll-up counters",
+                "responses": {"200": {"description": "status object"},
+                              "401": _UNAUTHORIZED}}},
+            "/api/v1/query": {"get": {
+                "summary": "a metric over a range, aggregated per step, grouped by attributes",
+                "parameters": _QUERY_PARAMS,
+                "responses": {
+                    "200": {"description": "series",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Series"}}}},
+                    "400": _ERROR, "401": _UNAUTHORIZED,
+                    "404": {"description": "no such metric"}}}},
+            "/api/v1/stream": {"get": {
+                "summary": "Server-Sent Events: the range once, then every new or changed "
+                           "point after each commit (event 'points', data like /api/v1/query)",
+                "parameters": [p for p in _QUERY_PARAMS if p["name"] not in ("start", "end")],
+                "responses": {"200": {"description": "text/event-stream"},
+                              "400": _ERROR, "401": _UNAUTHORIZED}}},
+            "/api/v1/metrics": {"get": {
+                "summary": "every metric: name, kind, unit, description, temporality, "
+                           "monotonic, series count, first and last point time",
+                "responses": {"200": {"description": "{metrics: [...]}"},
+                              "401": _UNAUTHORIZED}}},
+            "/api/v1/sql": {"post": {
+                "summary": "one read-only SELECT; no files, network, writes or settings; "
+                           "time and row limits",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["sql"],
+                               "properties": {"sql": {"type": "string"}}},
+                    "example": {"sql": "SELECT * FROM rate('jobs', INTERVAL 5 MINUTE)"}}}},
+                "responses": {
+                    "200": {"description": "columns, types, rows, truncated",
+                            "content": {"application/json": {"schema": {
+                                "type": "object",
+                                "properties": {
+                                    "columns": {"type": "array", "items": {"type": "string"}},
+                                    "types": {"type": "array", "items": {"type": "string"}},
+                                    "rows": {"type": "array", "items": {"type": "array"}},
+                                    "truncated": {"type": "boolean"}}}}}},
+                    "400": _ERROR, "401": _UNAUTHORIZED}}},
+            "/api/v1/openapi.json": {"get": {"summary": "this document", "security": [],
+                                             "responses": {"200": {"description": "OpenAPI"}}}},
+        },
+    }

@@ -1,0 +1,230 @@
+"""``/api/v1/query``, ``/api/v1/metrics`` and ``/api/v1/stream``: metrics as chart-ready JSON.
+
+Each request becomes one SQL statement over the store's helpers (see ``query_spec``), run on
+its own cursor in a worker thread under the SQL time limit, so a slow query never holds up
+ingest or other requests.  The stream re-asks the same question after each commit and pushes
+the points that changed, for live dashboards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import duckdb
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from .query_spec import (
+    QueryParamError,
+    QuerySpec,
+    choose_source,
+    default_agg,
+    parse_query,
+    to_sql,
+)
+from .sql_query import QueryError, fetch_all
+
+TEMPORALITY = {1: "delta", 2: "cumulative"}
+
+
+class UnknownMetric(QueryParamError):
+    pass
+
+
+class QueryService:
+    """The query side of the API: metric lookup, query execution, result shaping."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, timeout: float,
+                 watermarks: Callable[[], dict[str, dt.datetime | None]] | None = None,
+                 raw_retention: dt.timedelta | None = None) -> None:
+        self.con = con
+        self.timeout = timeout
+        self.watermarks = watermarks or (lambda: {})
+        self.raw_retention = raw_retention
+
+    def kind_of(self, metric: str) -> tuple[str, bool | None]:
+        _, rows = fetch_all(self.con, "SELECT metric_type, bool_or(is_monotonic) FROM series "
+                            "WHERE metric_name = ? GROUP BY metric_type ORDER BY count(*) DESC",
+                            [metric], self.timeout)
+        if not rows:
+            raise UnknownMetric(f"no metric named {metric!r} is stored; GET /api/v1/metrics "
+                                "lists the names")
+        return str(rows[0][0]), rows[0][1]
+
+    def spec(self, params: Any, now: dt.datetime | None = None) -> tuple[QuerySpec, str]:
+        now = now or dt.datetime.now(dt.UTC)
+        metric = (params.get("metric") or "").strip()
+        kind, monotonic = self.kind_of(metric) if metric else ("gauge", None)
+        return parse_query(params, now, default_agg(kind, monotonic)), kind
+
+    def run(self, spec: QuerySpec, kind: str) -> dict[str, Any]:
+        kept_since = (dt.datetime.now(dt.UTC) - self.raw_retention
+                      if self.raw_retention is not None else None)
+        source, spec = choose_source(spec, self.watermarks(), kept_since)
+        sql, args = to_sql(spec, kind, source)
+        _, rows = fetch_all(self.con, sql, args, self.timeout)
+        return {
+            "metric": spec.metric, "kind": kind, "agg": spec.agg,
+            "start_ms": _ms(spec.start), "end_ms": _ms(spec.end),
+            "step_ms": int(spec.step.total_seconds() * 1000), "source": source,
+            "series": shape(rows),
+        }
+
+    def metrics(self) -> list[dict[str, Any]]:
+        points = " UNION ALL ".join(
+            f"SELECT series_id, min(time) AS lo, max(time) AS hi FROM {t} GROUP BY series_id"
+            for t in ("points_gauge", "points_sum", "points_histogram", "points_exp_histogram",
+                      "points_summary"))
+        names, rows = fetch_all(self.con, f"""
+            SELECT s.metric_name AS name, s.metric_type AS kind,
+                   any_value(s.metric_unit) AS unit,
+                   any_value(s.metric_description) AS description,
+                   any_value(s.aggregation_temporality) AS temporality,
+                   bool_or(s.is_monotonic) AS monotonic,
+                   count(DISTINCT s.series_id) AS series,
+                   min(p.lo) AS first_seen, max(p.hi) AS last_seen
+            FROM series s LEFT JOIN ({points}) p USING (series_id)
+            GROUP BY s.metric_name, s.metric_type ORDER BY s.metric_name, s.metric_type
+        """, [], self.timeout)
+        out = []
+        for row in rows:
+            item = dict(zip(names, row))
+            item["temporality"] = TEMPORALITY.get(item["temporality"])
+            for key in ("first_seen", "last_seen"):
+                item[key] = item[key].isoformat() if item[key] else None
+            out.append(item)
+        return out
+
+
+def _ms(t: dt.datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def shape(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows of (Labels, TimeUnix, Value[, SeriesId]) to ``[{labels, points}]``."""
+    series: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        labels, time, value = row[0], row[1], row[2]
+        sid = row[3] if len(row) > 3 else None
+        key = (tuple(sorted(labels.items())), sid)
+        entry = series.get(key)
+        if entry is None:
+            entry = series[key] = {"labels": dict(sorted(labels.items())), "points": []}
+        entry["points"].append([_ms(time), _number(value)])
+    out = list(series.values())
+    for entry in out:
+        entry["points"].sort(key=lambda p: p[0])
+    out.sort(key=lambda e: sorted(e["labels"].items()))
+    return out
+
+
+def routes_handlers(service: QueryService, authorized: Callable[[Request], bool],
+                    unauthorized: Callable[[], Response],
+                    commits: Callable[[], int]) -> dict[str, Callable[..., Any]]:
+    """The three endpoints as Starlette handlers, keyed by path."""
+
+    async def query(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        try:
+            spec, kind = await asyncio.to_thread(service.spec, request.query_params)
+            body = await asyncio.to_thread(service.run, spec, kind)
+        except UnknownMetric as exc:
+            return JSONResponse({"error": str(exc)}, 404)
+        except (QueryParamError, QueryError) as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse(body)
+
+    async def metrics(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        try:
+            return JSONResponse({"metrics": await asyncio.to_thread(service.metrics)})
+        except QueryError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    async def stream(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        try:
+            spec, kind = await asyncio.to_thread(service.spec, request.query_params)
+        except UnknownMetric as exc:
+            return JSONResponse({"error": str(exc)}, 404)
+        except (QueryParamError, QueryError) as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        live = "start" not in request.query_params and "end" not in request.query_params
+        if not live:
+            return JSONResponse({"error": "the stream follows now: send range and step, "
+                                 "not start or end"}, 400)
+        return StreamingResponse(
+            _events(service, spec, kind, commits, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    return {"/api/v1/query": query, "/api/v1/metrics": metrics, "/api/v1/stream": stream}
+
+
+async def _events(service: QueryService, first: QuerySpec, kind: str, commits: Callable[[], int],
+                  request: Request, poll: float = 0.2, heartbeat: float = 15.0
+                  ) -> AsyncIterator[bytes]:
+    """Server-Sent Events: the whole range once, then each point that is new or changed.
+
+    Buckets stay on the grid of the first answer (origin = its start), so a client can key
+    points by time; the newest bucket fills up as points arrive and is re-sent as it changes.
+    """
+    spec = first
+    sent: dict[tuple[Any, ...], float | None] = {}
+    seen_commits = -1
+    answered = False
+    idle = 0.0
+    while not await request.is_disconnected():
+        current = commits()
+        if current != seen_commits:
+            seen_commits = current
+            if answered:  # only the last two buckets of the grid can change
+                now = dt.datetime.now(dt.UTC)
+                end = first.start + math.ceil((now - first.start) / first.step) * first.step
+                spec = QuerySpec(metric=first.metric, agg=first.agg, start=end - 2 * first.step,
+                                 end=end, step=first.step, by=first.by, where=first.where)
+            try:
+                body = await asyncio.to_thread(service.run, spec, kind)
+            except (QueryParamError, QueryError) as exc:
+                yield _event("error", {"error": str(exc)})
+                return
+            changed = []
+            for entry in body["series"]:
+                key = tuple(sorted(entry["labels"].items()))
+                points = [p for p in entry["points"] if sent.get((key, p[0]), "-") != p[1]]
+                for p in points:
+                    sent[(key, p[0])] = p[1]
+                if points:
+                    changed.append({"labels": entry["labels"], "points": points})
+            if changed or not answered:
+                body["series"] = changed
+                yield _event("points", body)
+            answered = True
+            if len(sent) > 100_000:  # keep what the last buckets need
+                oldest = _ms(spec.start)
+                sent = {k: v for k, v in sent.items() if k[1] >= oldest}
+            idle = 0.0
+        await asyncio.sleep(poll)
+        idle += poll
+        if idle >= heartbeat:
+            idle = 0.0
+            yield b": keep-alive\n\n"
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()

@@ -1,0 +1,392 @@
+"""SQL helpers installed in every store: counter rates, histogram quantiles, windowed stats.
+
+Cumulative counters with resets and bucketed histograms make everyday questions hard in raw
+SQL, so each one is a DuckDB table macro (``SELECT * FROM rate('requests', INTERVAL 5
+MINUTE)``).  They share one shape of arguments and one shape of result:
+
+* ``metric``: the metric name; ``period``: an INTERVAL, how far back from ``until``
+  (default ``now()``); ``step``: bucket width on a grid whose origin is the range start
+  (default: one bucket, the whole period); ``group_by``: attribute keys to aggregate series
+  by (default: one row per series); ``match``: a ``MAP`` of attribute values a series must
+  have; ``source``: ``'raw'`` points (default) or the ``'1m'`` / ``'1h'`` roll-ups (exact
+  for a range and step on their bucket boundaries; the part after the roll-up's watermark
+  comes from raw points).
+* Result: ``Labels`` (a map), ``TimeUnix`` (the bucket's start), ``Value`` and, per series,
+  ``SeriesId``.  Points count in ``[since, until)`` with ``since = until - period``.
+
+Points flagged no-recorded-value, NaN values and duplicate points (a retried export stored
+twice: same series and time) are left out.  Semantics, chosen to be exact rather than
+estimated:
+
+* ``increase``: for delta sums, the sum of the points; for cumulative sums, the sum of the
+  differences between consecutive points, where the baseline of the first point in a bucket
+  is the point before it (looked back as far as ``lookback``, default the larger of ``step``
+  and 5 minutes), as VictoriaMetrics does.  A drop in value or a new start time is a reset:
+  the new value is the increase since the reset.  A series whose first point has no baseline
+  counts its whole value only when its start time lies inside the range (it started there).
+  Nothing is extrapolated to the window's edges (Prometheus does): an integer counter gives
+  an integer increase.
+* ``rate``: ``increase`` divided by the bucket width in seconds.
+* ``histogram_quantile``: bucket counts are turned into increases the same way (explicit and
+  exponential histograms, both temporalities), summed over the group and the bucket, and the
+  quantile is interpolated linearly inside the bucket that holds it, as Prometheus does
+  (the +Inf bucket answers its lower bound).  Exponential histograms are brought to the
+  smallest scale seen, so scale changes mid-stream merge correctly.
+* ``sla_adherence``: the share of observations at or under a threshold, from the same bucket
+  increases (linear inside the bucket the threshold falls in; exact at a bucket bound).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# Labels of a series: its point attributes and service.name, or only the group_by keys (looked
+# up in the point attributes, then the resource attributes).
+_SERIES_LABELS = "map_concat(MAP {'service.name': coalesce(s.service_name, '')}, s.attributes)"
+_LABELS = f"""
+    CASE WHEN group_by IS NULL THEN {_SERIES_LABELS}
+         ELSE map(group_by, list_transform(group_by,
+                  lambda k: coalesce(s.attributes[k], s.resource_attributes[k])))
+    END
+"""
+_SERIES_KEY = "CASE WHEN group_by IS NULL THEN s.series_id END"
+_GROUP_KEY = """
+    CASE WHEN group_by IS NOT NULL THEN list_transform(group_by,
+         lambda k: coalesce(s.attributes[k], s.resource_attributes[k])) END
+"""
+_MATCH = """
+    (match IS NULL OR list_bool_and(list_transform(map_keys(match),
+        lambda k: coalesce(s.attributes[k], s.resource_attributes[k]) = match[k])))
+"""
+_METRIC = "(metric IS NULL OR s.metric_name = metric)"
+_UNTIL = "coalesce(until, now())::TIMESTAMPTZ"
+_SINCE = f"({_UNTIL} - period)"
+_STEP = "coalesce(step, period)"
+_LOOKBACK = f"coalesce(lookback, greatest({_STEP}, INTERVAL 5 MINUTE))"
+_BUCKET = f"time_bucket({_STEP}, p.time, {_SINCE})"
+# Roll-ups hold closed buckets up to their watermark; the rest of the range comes from raw.
+_WATERMARK = """
+    coalesce((SELECT max(value)::TIMESTAMPTZ FROM otel_hms_meta
+              WHERE key = 'rollup_' || source || '_until'), '-infinity'::TIMESTAMPTZ)
+"""
+_ROLLED = f"""
+    r.time >= {_SINCE} AND r.time < least({_UNTIL}, {_WATERMARK})
+"""
+_TAIL_PERIOD = f"({_UNTIL} - greatest({_WATERMARK}, {_SINCE}))"
+_TAIL = f"source <> 'raw' AND {_WATERMARK} < {_UNTIL}"
+_COMMON_ARGS = ("period, step := NULL, until := NULL, group_by := NULL, match := NULL, "
+                "source := 'raw'")
+_CHECK_SOURCE = """
+    CASE WHEN source NOT IN ('raw', '1m', '1h')
+         THEN error('source must be ''raw'', ''1m'' or ''1h''') END IS NULL
+"""
+
+
+def _rollup_union(table: str, columns: str) -> str:
+    """Rows of both roll-up resolutions of ``table``, the one ``source`` names surviving."""
+    return " UNION ALL ".join(f"""
+        SELECT r.series_id, r.time, {columns}
+        FROM rollup_{res}_{table} r JOIN series s USING (series_id)
+        WHERE source = '{res}' AND {_METRIC} AND {_ROLLED}
+    """ for res in ("1m", "1h"))
+
+
+MACROS: dict[str, str] = {
+    # Gauge and sum points in [lo, hi), deduplicated, no NaN, no no-recorded-value.
+    "otel_number_points": f"""
+        (metric, lo, hi) AS TABLE
+        SELECT p.series_id, p.time, coalesce(p.value_int::DOUBLE, p.value) AS v
+        FROM (SELECT series_id, time, time_unix_nano, value, value_int, flags FROM points_gauge
+              UNION ALL
+              SELECT series_id, time, time_unix_nano, value, value_int, flags FROM points_sum) p
+        JOIN series s USING (series_id)
+        WHERE {_METRIC} AND p.time >= lo AND p.time < hi
+          AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+        QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
+    """,
+    # Per sum point in the range: the increase it shows (see the module docstring).
+    "otel_sum_increments": f"""
+        (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
+        WITH pts AS (
+            SELECT p.series_id, p.time, p.start_time_unix_nano AS st,
+                   coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp
+            FROM points_sum p JOIN series s USING (series_id)
+            WHERE {_METRIC}
+              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_UNTIL}
+              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+            QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
+        ), ordered AS (
+            SELECT *, lag(v) OVER w AS pv, lag(st) OVER w AS pst
+            FROM pts WINDOW w AS (PARTITION BY series_id ORDER BY time)
+        )
+        SELECT series_id, time,
+               CASE WHEN tp = 1 THEN v
+                    WHEN pv IS NULL THEN
+                        CASE WHEN st > 0 AND make_timestamptz(st // 1000) >= {_SINCE}
+                             THEN v END
+                    WHEN st <> pst OR v < pv THEN v
+                    ELSE v - pv
+               END AS delta
+        FROM ordered
+        WHERE time >= {_SINCE}
+    """,
+    # Per histogram point and bucket: the observations it adds, with the bucket's bounds.
+    # Explicit buckets: (previous bound, bound]; exponential: (base^i, base^(i+1)] at the
+    # smallest scale of the metric in the range, negative buckets mirrored, the zero bucket
+    # (0, zero_threshold].
+    "otel_bucket_increments": f"""
+        (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
+        WITH hist_points AS (
+            SELECT p.*, s.aggregation_temporality AS tp
+            FROM points_histogram p JOIN series s USING (series_id)
+            WHERE {_METRIC}
+              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_UNTIL} AND p.flags & 1 = 0
+            QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
+        ), explicit AS (
+            SELECT series_id, time, time_unix_nano, start_time_unix_nano AS st,
+                   count AS total, tp,
+                   unnest(range(len(bucket_counts))) AS i,
+                   unnest(bucket_counts)::DOUBLE AS n,
+                   unnest(list_prepend(NULL, explicit_bounds::DOUBLE[])) AS lower,
+                   unnest(list_append(explicit_bounds::DOUBLE[], 'inf'::DOUBLE)) AS upper
+            FROM hist_points
+        ), exp_points AS (
+            SELECT p.*, s.aggregation_temporality AS tp,
+                   min(p.scale) OVER (PARTITION BY s.metric_name) AS min_scale
+            FROM points_exp_histogram p JOIN series s USING (series_id)
+            WHERE {_METRIC}
+              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_UNTIL} AND p.flags & 1 = 0
+            QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
+        ), exp_buckets AS (
+            SELECT series_id, time, time_unix_nano, start_time_unix_nano AS st, count AS total,
+                   tp, min_scale, zero_threshold AS zt, 1 AS sign,
+                   (positive_offset + unnest(range(len(positive_bucket_counts))))
+                       >> (scale - min_scale) AS idx,
+                   unnest(positive_bucket_counts)::DOUBLE AS n
+            FROM exp_points
+            UNION ALL
+            SELECT series_id, time, time_unix_nano, start_time_unix_nano, count, tp,
+                   min_scale, zero_threshold, -1,
+                   (negative_offset + unnest(range(len(negative_bucket_counts))))
+                       >> (scale - min_scale),
+                   unnest(negative_bucket_counts)::DOUBLE
+            FROM exp_points
+            UNION ALL
+            SELECT series_id, time, time_unix_nano, start_time_unix_nano, count, tp,
+                   min_scale, zero_threshold, 0, 0, zero_count::DOUBLE
+            FROM exp_points
+        ), exponential AS (
+            SELECT series_id, time, time_unix_nano, st, total, tp,
+                   sign * 1000000000 + idx AS i, sum(n) AS n,
+                   CASE sign WHEN 1 THEN pow(2.0, pow(2.0, -min_scale) * idx)
+                             WHEN -1 THEN -pow(2.0, pow(2.0, -min_scale) * (idx + 1))
+                             ELSE 0.0 END AS lower,
+                   CASE sign WHEN 1 THEN pow(2.0, pow(2.0, -min_scale) * (idx + 1))
+                             WHEN -1 THEN -pow(2.0, pow(2.0, -min_scale) * idx)
+                             ELSE zt END AS upper
+            FROM exp_buckets
+            GROUP BY series_id, time, time_unix_nano, st, total, tp, min_scale, zt, sign, idx
+        ), buckets AS (
+            SELECT series_id, time, time_unix_nano, st, total, tp, i, n, lower, upper
+            FROM explicit
+            UNION ALL
+            SELECT series_id, time, time_unix_nano, st, total, tp, i, n, lower, upper
+            FROM exponential
+        ), points AS (
+            SELECT DISTINCT series_id, time_unix_nano, st, total FROM buckets
+        ), marked AS (
+            -- A point-level reset: the count dropped or the start time changed.
+            SELECT series_id, time_unix_nano,
+                   lag(time_unix_nano) OVER w AS prev_t,
+                   coalesce(total < lag(total) OVER w OR st <> lag(st) OVER w, false) AS reset
+            FROM points WINDOW w AS (PARTITION BY series_id ORDER BY time_unix_nano)
+        ), ordered AS (
+            SELECT b.*, m.prev_t, m.reset,
+                   lag(b.n) OVER (PARTITION BY b.series_id, b.i ORDER BY b.time_unix_nano) AS pn
+            FROM buckets b JOIN marked m USING (series_id, time_unix_nano)
+        )
+        SELECT series_id, time, lower, upper,
+               CASE WHEN tp = 1 THEN n
+                    WHEN prev_t IS NULL THEN
+                        CASE WHEN st > 0 AND make_timestamptz(st // 1000) >= {_SINCE}
+                             THEN n END
+                    WHEN reset THEN n
+                    ELSE greatest(n - coalesce(pn, 0), 0)
+               END AS n
+        FROM ordered
+        WHERE time >= {_SINCE}
+    """,
+    # The three kinds of partial rows every helper aggregates, from raw points or roll-ups.
+    "otel_number_partials": f"""
+        (metric, period, until := NULL, source := 'raw', step := NULL) AS TABLE
+        SELECT series_id, time, 1 AS count, v AS sum, v AS min, v AS max, v AS last,
+               time AS last_time
+        FROM otel_number_points(metric, {_SINCE}, {_UNTIL})
+        WHERE source = 'raw'
+        UNION ALL
+        {_rollup_union("number", "r.count, r.sum, r.min, r.max, r.last, r.last_time")}
+        UNION ALL
+        SELECT series_id, time, 1, v, v, v, v, time
+        FROM otel_number_points(metric, greatest({_WATERMARK}, {_SINCE}), {_UNTIL})
+        WHERE {_TAIL}
+    """,
+    "otel_sum_partials": f"""
+        (metric, period, until := NULL, lookback := NULL, source := 'raw', step := NULL)
+        AS TABLE
+        SELECT series_id, time, delta
+        FROM otel_sum_increments(metric, period, until := until, lookback := lookback,
+                                 step := step)
+        WHERE source = 'raw'
+        UNION ALL
+        {_rollup_union("number", "r.increase")}
+        UNION ALL
+        SELECT series_id, time, delta
+        FROM otel_sum_increments(metric, {_TAIL_PERIOD}, until := until, lookback := lookback,
+                                 step := step)
+        WHERE {_TAIL}
+    """,
+    "otel_bucket_partials": f"""
+        (metric, period, until := NULL, lookback := NULL, source := 'raw', step := NULL)
+        AS TABLE
+        SELECT series_id, time, lower, upper, n
+        FROM otel_bucket_increments(metric, period, until := until, lookback := lookback,
+                                    step := step)
+        WHERE source = 'raw'
+        UNION ALL
+        {_rollup_union("buckets", "r.lower, r.upper, r.n")}
+        UNION ALL
+        SELECT series_id, time, lower, upper, n
+        FROM otel_bucket_increments(metric, {_TAIL_PERIOD}, until := until,
+                                    lookback := lookback, step := step)
+        WHERE {_TAIL}
+    """,
+    "increase": f"""
+        (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        SELECT any_value({_LABELS}) AS Labels, {_BUCKET} AS TimeUnix, sum(p.delta) AS Value,
+               {_SERIES_KEY} AS SeriesId
+        FROM otel_sum_partials(metric, period, until := until, lookback := lookback,
+                               source := source, step := step) p
+        JOIN series s USING (series_id)
+        WHERE p.delta IS NOT NULL AND {_MATCH} AND {_CHECK_SOURCE}
+        GROUP BY {_BUCKET}, {_SERIES_KEY}, {_GROUP_KEY}
+        ORDER BY TimeUnix
+    """,
+    "rate": f"""
+        (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        SELECT Labels, TimeUnix, Value / epoch({_STEP}) AS Value, SeriesId
+        FROM increase(metric, period, step := step, until := until, group_by := group_by,
+                      match := match, lookback := lookback, source := source)
+    """,
+    # Observations per group, bucket of time and histogram bucket.
+    "otel_bucket_counts": f"""
+        (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        SELECT any_value({_LABELS}) AS Labels, {_SERIES_KEY} AS SeriesId,
+               {_BUCKET} AS TimeUnix, p.lower, p.upper, sum(p.n) AS n
+        FROM otel_bucket_partials(metric, period, until := until, lookback := lookback,
+                                  source := source, step := step) p
+        JOIN series s USING (series_id)
+        WHERE p.n IS NOT NULL AND {_MATCH} AND {_CHECK_SOURCE}
+        GROUP BY {_SERIES_KEY}, {_GROUP_KEY}, {_BUCKET}, p.lower, p.upper
+    """,
+    "histogram_quantile": f"""
+        (q, metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        WITH counts AS (
+            SELECT Labels, SeriesId, TimeUnix, lower, upper, n,
+                   sum(n) OVER g AS cum,
+                   sum(n) OVER (PARTITION BY Labels, SeriesId, TimeUnix) AS total
+            FROM otel_bucket_counts(metric, period, step := step, until := until,
+                                    group_by := group_by, match := match, lookback := lookback,
+                                    source := source)
+            WINDOW g AS (PARTITION BY Labels, SeriesId, TimeUnix ORDER BY upper, lower
+                         ROWS UNBOUNDED PRECEDING)
+        ), found AS (
+            SELECT *, cum - n AS below, q * total AS rank
+            FROM counts
+            WHERE total > 0 AND cum >= q * total
+            QUALIFY row_number() OVER (PARTITION BY Labels, SeriesId, TimeUnix
+                                       ORDER BY upper, lower) = 1
+        )
+        SELECT Labels, TimeUnix,
+               CASE WHEN q < 0 THEN '-inf'::DOUBLE
+                    WHEN q > 1 THEN 'inf'::DOUBLE
+                    WHEN isinf(upper) THEN lower
+                    WHEN lower IS NULL AND upper <= 0 THEN upper
+                    ELSE coalesce(lower, 0) + (upper - coalesce(lower, 0))
+                         * coalesce((rank - below) / nullif(n, 0), 0)
+               END AS Value,
+               SeriesId
+        FROM found
+        ORDER BY TimeUnix
+    """,
+    "sla_adherence": f"""
+        (metric, threshold, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        SELECT Labels, TimeUnix,
+               sum(CASE WHEN upper <= threshold THEN n
+                        WHEN coalesce(lower, 0) < threshold AND NOT isinf(upper)
+                        THEN n * (threshold - coalesce(lower, 0)) / (upper - coalesce(lower, 0))
+                        ELSE 0 END) / nullif(sum(n), 0) AS Value,
+               SeriesId,
+               sum(n) AS Total
+        FROM otel_bucket_counts(metric, period, step := step, until := until,
+                                group_by := group_by, match := match, lookback := lookback,
+                                source := source)
+        GROUP BY Labels, TimeUnix, SeriesId
+        HAVING sum(n) > 0
+        ORDER BY TimeUnix
+    """,
+    # avg/min/max/sum/count/last per group and bucket; fill := true adds empty buckets.
+    "window_stats": f"""
+        (metric, {_COMMON_ARGS}, fill := false) AS TABLE
+        WITH stats AS (
+            SELECT any_value({_LABELS}) AS Labels, {_SERIES_KEY} AS SeriesId,
+                   {_BUCKET} AS TimeUnix, sum(p.count) AS Count, sum(p.sum) AS Sum,
+                   sum(p.sum) / sum(p.count) AS Avg, min(p.min) AS Min, max(p.max) AS Max,
+                   arg_max(p.last, struct_pack(t := p.last_time, s := p.series_id)) AS Last
+            FROM otel_number_partials(metric, period, until := until, source := source,
+                                      step := step) p
+            JOIN series s USING (series_id)
+            WHERE {_MATCH} AND {_CHECK_SOURCE}
+            GROUP BY {_SERIES_KEY}, {_GROUP_KEY}, {_BUCKET}
+        ), grid AS (
+            SELECT DISTINCT g.Labels, g.SeriesId, unnest(range({_SINCE}, {_UNTIL},
+                                                              {_STEP})) AS TimeUnix
+            FROM stats g WHERE fill
+        )
+        SELECT Labels, TimeUnix, Count, Sum, Avg, Min, Max, Last, SeriesId
+        FROM stats WHERE NOT fill
+        UNION ALL
+        SELECT g.Labels, g.TimeUnix, coalesce(st.Count, 0), st.Sum, st.Avg, st.Min, st.Max,
+               st.Last, g.SeriesId
+        FROM grid g LEFT JOIN stats st
+            ON st.Labels = g.Labels AND st.SeriesId IS NOT DISTINCT FROM g.SeriesId
+           AND st.TimeUnix = g.TimeUnix
+        ORDER BY TimeUnix
+    """,
+    # The latest point of each series (gauges and sums) in the period.
+    "latest": f"""
+        (metric, period, until := NULL, match := NULL) AS TABLE
+        SELECT any_value({_SERIES_LABELS}) AS Labels, max(p.time) AS TimeUnix,
+               arg_max(p.v, p.time) AS Value,
+               s.series_id AS SeriesId
+        FROM otel_number_points(metric, {_SINCE}, {_UNTIL}) p
+        JOIN series s USING (series_id)
+        WHERE {_MATCH}
+        GROUP BY s.series_id
+        ORDER BY Labels::VARCHAR
+    """,
+    # The bucket grid of a range: origin at the range start, one row per step.
+    "time_grid": f"""
+        (period, step := INTERVAL 1 MINUTE, until := NULL) AS TABLE
+        SELECT unnest(range({_SINCE}, {_UNTIL}, {_STEP})) AS TimeUnix
+    """,
+}
+
+# Public helpers in the order the README documents them.
+PUBLIC = ("rate", "increase", "histogram_quantile", "sla_adherence", "window_stats", "latest",
+          "time_grid")
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create every helper; dependencies are defined before their users."""
+    for name, body in MACROS.items():
+        con.execute(f"CREATE OR REPLACE MACRO {name}{body}")
