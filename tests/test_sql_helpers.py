@@ -178,6 +178,9 @@ def test_sla_adherence(store: Store) -> None:
                       "group_by := ['env'])")
     # 5 at or under 2, half of (2,5]'s 5 under 3.5, none of +Inf: 7.5 of 12
     assert rows == [{"Value": 7.5 / 12}]
+    rows = store.rows(f"SELECT Labels, Value, Total FROM sla_adherence('latency', 3.5, "
+                      f"{WINDOW}, group_by := [])")
+    assert rows == [{"Labels": {}, "Value": 7.5 / 12, "Total": 12.0}]
 
 
 def test_exponential_histogram_quantile_across_a_scale_change(store: Store) -> None:
