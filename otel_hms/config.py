@@ -120,7 +120,7 @@ def validate(values: dict[str, Any]) -> None:
     for name in ("otlp_grpc", "otlp_http", "api"):
         parse_address(values[name], BY_NAME[name].flag)
     for name in ("max_request_bytes", "max_pending_points", "max_attributes_per_point",
-                 "sql_row_limit", "sql_timeout_seconds"):
+                 "sql_row_limit", "sql_timeout_seconds", "rollup_interval_seconds"):
         if values[name] <= 0:
             raise ConfigError(f"{BY_NAME[name].flag}: must be > 0 (got {values[name]})")
     if bool(values["tls_cert"]) != bool(values["tls_key"]):

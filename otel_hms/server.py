@@ -87,7 +87,8 @@ class Server:
             self.con,
             Retention(raw=raw_retention, minute=duration_setting(s, "retention_1m"),
                       hour=duration_setting(s, "retention_1h")),
-            delay=duration_setting(s, "rollup_delay") or dt.timedelta(0))
+            delay=duration_setting(s, "rollup_delay") or dt.timedelta(0),
+            interval=s["rollup_interval_seconds"])
         self.maintenance.start()
         self.queries = QueryService(self.con, s["sql_timeout_seconds"],
                                     self.maintenance.known_watermarks, raw_retention)

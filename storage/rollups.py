@@ -71,6 +71,13 @@ def _oldest(cur: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> dt.datet
     return min(times) if times else None
 
 
+def _next_point(cur: duckdb.DuckDBPyConnection, since: dt.datetime) -> dt.datetime | None:
+    found = [cur.execute(f"SELECT min(time) FROM {t} WHERE time >= ?", [since]).fetchone()
+             for t in _POINT_TABLES if t != "points_summary"]
+    times = [r[0] for r in found if r and r[0] is not None]
+    return min(times) if times else None
+
+
 def roll_up_minutes(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.datetime) -> None:
     """Roll raw points in [lo, hi) up to minutes and move the watermark, in one transaction."""
     period = hi - lo
@@ -205,6 +212,12 @@ class Maintenance:
             oldest = _oldest(cur, _POINT_TABLES)
             lo = _floor(oldest, MINUTE) if oldest else None
         while lo is not None and lo < closed and not self._stop.is_set():
+            following = _next_point(cur, lo)
+            if following is None or following >= closed:
+                _set_watermark(cur, "1m", closed)  # nothing to roll up before ``closed``
+                break
+            if following >= lo + SLICE:  # skip a long gap in one step
+                lo = _floor(following, MINUTE)
             hi = min(closed, lo + SLICE)
             roll_up_minutes(cur, lo, hi)
             lo = hi

@@ -49,8 +49,10 @@ class ServerProcess:
         self.http_url = f"http://{self.http}/v1/metrics"
         self.log = log
         self.token: str | None = None
+        # Test data is often months old: keep it raw unless a test asks for retention.
         cmd = [sys.executable, "-m", "otel_hms", "serve", "--db", str(db),
-               "--otlp-grpc", self.grpc, "--otlp-http", self.http, "--api", self.api, *args]
+               "--otlp-grpc", self.grpc, "--otlp-http", self.http, "--api", self.api,
+               "--retention-raw", "forever", *args]
         self._log_file = open(log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      env={**os.environ, **env})

@@ -202,6 +202,43 @@ def test_openapi_document(server: ServerProcess) -> None:
         doc["paths"])
 
 
+def test_long_ranges_come_from_rollups(tmp_path: Path) -> None:
+    s = ServerProcess(tmp_path / "r.duckdb", ["--rollup-interval-seconds", "0.2",
+                                              "--rollup-delay", "0", "--retention-raw", "2d",
+                                              "--retention-1m", "forever"],
+                      {}, tmp_path / "serve.log")
+    try:
+        s.wait_ready()
+        day = 86400
+        post_otlp(s, request(gauge_metric("load", [
+            number_point({"host": h}, t, float((t // 600) % 6) + (h == "b"))
+            for h in ("a", "b") for t in range(0, 8 * day, 600)])))
+        post_otlp(s, request(sum_metric("served", [
+            number_point({"host": "a"}, t, t // 60, start=-60)
+            for t in range(0, 8 * day, 600)])))
+        wait_until(lambda: get(s, "/api/v1/status")[1]["rollups"]["watermarks"]["1h"],
+                   message="hourly roll-ups")
+        # Raw points older than 2 days are gone once rolled up; the roll-ups still answer.
+        wait_until(lambda: s.scalar("SELECT count(*) FROM points_gauge") == 0,
+                   message="raw retention")
+        end = T0_S + 8 * day
+        status, body = get(s, "/api/v1/query", metric="load", range="7d", step="1d", end=end,
+                           agg="avg", by="host")
+        assert (status, body["source"]) == (200, "1h")
+        assert [p[1] for p in body["series"][0]["points"]] == [2.5] * 7
+        assert [p[1] for p in body["series"][1]["points"]] == [3.5] * 7
+        _, body = get(s, "/api/v1/query", metric="served", range="7d", step="1d", end=end,
+                      agg="increase")
+        assert body["source"] == "1h"
+        assert [p[1] for p in body["series"][0]["points"]] == [1440.0] * 7
+        _, body = get(s, "/api/v1/query", metric="load", range="1h", step="10m",
+                      end=T0_S + 3600, agg="max", where="host=a")
+        assert (body["source"], [p[1] for p in body["series"][0]["points"]]) == (
+            "1m", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    finally:
+        s.kill()
+
+
 # -- the SQL sandbox -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("query,message", [
