@@ -8,11 +8,13 @@ a timer interrupts a query past its time limit.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import math
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,22 @@ class QueryResult:
     truncated: bool
 
 
+@contextlib.contextmanager
+def time_limited(cursor: duckdb.DuckDBPyConnection, timeout: float) -> Iterator[None]:
+    """Interrupt what ``cursor`` runs after ``timeout`` s; DuckDB errors become QueryError."""
+    timer = threading.Timer(timeout, cursor.interrupt)
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise QueryError(f"query exceeded the time limit of {timeout:g} s "
+                         "(setting sql_timeout_seconds)") from None
+    except duckdb.Error as exc:
+        raise QueryError(str(exc)) from None
+    finally:
+        timer.cancel()
+
+
 def run_query(con: duckdb.DuckDBPyConnection, sql: str, timeout: float,
               row_limit: int) -> QueryResult:
     cursor = con.cursor()
@@ -45,19 +63,10 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str, timeout: float,
         if kind != duckdb.StatementType.SELECT:
             raise QueryError(f"only read-only SELECT queries are allowed here (got "
                              f"{kind.name}); the store is written by the receiver alone")
-        timer = threading.Timer(timeout, cursor.interrupt)
-        timer.start()
-        try:
+        with time_limited(cursor, timeout):
             cursor.execute(sql)
             description = cursor.description or []
             rows = cursor.fetchmany(row_limit + 1)
-        except duckdb.InterruptException:
-            raise QueryError(f"query exceeded the time limit of {timeout:g} s "
-                             "(setting sql_timeout_seconds)") from None
-        except duckdb.Error as exc:
-            raise QueryError(str(exc)) from None
-        finally:
-            timer.cancel()
         return QueryResult(
             columns=[d[0] for d in description],
             types=[str(d[1]) for d in description],
@@ -72,19 +81,12 @@ def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
               timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run trusted SQL (the API's own) with bound parameters under the time limit."""
     cursor = con.cursor()
-    timer = threading.Timer(timeout, cursor.interrupt)
-    timer.start()
     try:
-        cursor.execute(sql, params)
-        names = [d[0] for d in cursor.description or []]
-        return names, cursor.fetchall()
-    except duckdb.InterruptException:
-        raise QueryError(f"query exceeded the time limit of {timeout:g} s "
-                         "(setting sql_timeout_seconds)") from None
-    except duckdb.Error as exc:
-        raise QueryError(str(exc)) from None
+        with time_limited(cursor, timeout):
+            cursor.execute(sql, params)
+            names = [d[0] for d in cursor.description or []]
+            return names, cursor.fetchall()
     finally:
-        timer.cancel()
         cursor.close()
 
 

@@ -15,10 +15,12 @@ points that are not rolled up yet.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,11 +80,22 @@ def _next_point(cur: duckdb.DuckDBPyConnection, since: dt.datetime) -> dt.dateti
     return min(times) if times else None
 
 
+@contextlib.contextmanager
+def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One roll-up step and its watermark commit together or not at all."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+
+
 def roll_up_minutes(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.datetime) -> None:
     """Roll raw points in [lo, hi) up to minutes and move the watermark, in one transaction."""
     period = hi - lo
-    cur.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(cur):
         cur.execute("""
             INSERT INTO rollup_1m_number
             WITH nums AS (
@@ -109,16 +122,11 @@ def roll_up_minutes(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.date
             GROUP BY ALL
         """, {"hi": hi, "period": period, "lookback": LOOKBACK})
         _set_watermark(cur, "1m", hi)
-        cur.execute("COMMIT")
-    except BaseException:
-        cur.execute("ROLLBACK")
-        raise
 
 
 def roll_up_hours(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.datetime) -> None:
     """Merge minute roll-ups in [lo, hi) into hours and move the watermark."""
-    cur.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(cur):
         cur.execute("""
             INSERT INTO rollup_1h_number
             SELECT series_id, time_bucket(INTERVAL 1 HOUR, time), sum(count), sum(sum),
@@ -133,10 +141,6 @@ def roll_up_hours(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.dateti
             GROUP BY ALL
         """, {"lo": lo, "hi": hi})
         _set_watermark(cur, "1h", hi)
-        cur.execute("COMMIT")
-    except BaseException:
-        cur.execute("ROLLBACK")
-        raise
 
 
 def _set_watermark(cur: duckdb.DuckDBPyConnection, resolution: str, until: dt.datetime) -> None:
