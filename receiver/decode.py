@@ -9,6 +9,7 @@ one by one (OTLP ``partial_success``); the rest of the request is kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -371,7 +372,7 @@ class Decoder:
                            cols: dict[str, list[Any]], dp: Any) -> int:
         if not self._check_point(batch, ctx, dp):
             return 0
-        self._common(batch, ctx, cols, dp)
+        self._common(batch, ctx, cols, dp, _NUMBER_ATTRIBUTES)
         which = dp.WhichOneof("value")
         cols["value_int"].append(dp.as_int if which == "as_int" else None)
         cols["value"].append(dp.as_double if which == "as_double" else None)
@@ -386,11 +387,11 @@ class Decoder:
                 continue
             bounds = list(dp.explicit_bounds)
             buckets = list(dp.bucket_counts)
-            problem = _histogram_problem(dp, bounds, buckets)
+            problem = _histogram_problem(bounds, buckets)
             if problem:
                 batch.reject(1, f"metric {ctx.metric_name!r}: {problem}")
                 continue
-            self._common(batch, ctx, cols, dp)
+            self._common(batch, ctx, cols, dp, _HISTOGRAM_ATTRIBUTES)
             cols["count"].append(dp.count)
             cols["sum"].append(dp.sum if dp.HasField("sum") else None)
             cols["min"].append(dp.min if dp.HasField("min") else None)
@@ -410,7 +411,7 @@ class Decoder:
                 batch.reject(1, f"metric {ctx.metric_name!r}: exponential histogram scale "
                              f"{dp.scale} outside -10..20")
                 continue
-            self._common(batch, ctx, cols, dp)
+            self._common(batch, ctx, cols, dp, _EXP_ATTRIBUTES)
             cols["count"].append(dp.count)
             cols["sum"].append(dp.sum if dp.HasField("sum") else None)
             cols["min"].append(dp.min if dp.HasField("min") else None)
@@ -431,7 +432,7 @@ class Decoder:
         for dp in points:
             if not self._check_point(batch, ctx, dp):
                 continue
-            self._common(batch, ctx, cols, dp)
+            self._common(batch, ctx, cols, dp, _SUMMARY_ATTRIBUTES)
             cols["count"].append(dp.count)
             cols["sum"].append(dp.sum)
             cols["quantile_values"].append(
@@ -440,16 +441,8 @@ class Decoder:
             batch.accepted += 1
 
     def _common(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
-                dp: Any) -> None:
-        # The leading zero byte keeps these keys apart from the hot loop's serialized tails;
-        # each KeyValue is length-prefixed, since bare concatenations can coincide
-        # ([{a: v}] and [{a}, {: v}] serialize to the same bytes).
-        parts = [b"\x00"]
-        for kv in dp.attributes:
-            raw = kv.SerializeToString()
-            parts.append(len(raw).to_bytes(4, "little"))
-            parts.append(raw)
-        key = b"".join(parts)
+                dp: Any, attributes_tag: int) -> None:
+        key = _attributes_key(dp, attributes_tag)
         hit = self._confirmed.get(ctx.digest, {}).get(key)
         sid = hit[0] if hit is not None else self.series_id(batch, ctx, key, dp.attributes)
         cols["series_id"].append(sid)
@@ -457,10 +450,76 @@ class Decoder:
         cols["time_unix_nano"].append(dp.time_unix_nano)
 
 
-def _histogram_problem(dp: Any, bounds: list[float], buckets: list[int]) -> str | None:
+# Tags of the repeated ``attributes`` field in each point message.
+_NUMBER_ATTRIBUTES, _HISTOGRAM_ATTRIBUTES, _EXP_ATTRIBUTES, _SUMMARY_ATTRIBUTES = (
+    0x3A, 0x4A, 0x0A, 0x3A)
+
+
+def _attributes_key(dp: Any, tag: int) -> bytes:
+    """The series cache key of a point: its serialized attributes, cut from its serialization.
+
+    Fields serialize in field-number order and repeated ones contiguously, so the attributes
+    are one run of ``tag`` fields; cutting them out costs one serialization and a short walk
+    over the other fields' tags, less than serializing each KeyValue.  The leading zero byte
+    keeps these keys apart from the number hot loop's (see ``_number_points``).  Points with
+    multi-byte tags (unknown fields) fall back to length-prefixed KeyValues.
+    """
+    raw = dp.SerializeToString()
+    i, n, start, end = 0, len(raw), -1, -1
+    while i < n:
+        t = raw[i]
+        if t & 0x80:
+            return _attributes_key_slow(dp)
+        if t == tag and start < 0:
+            start = i
+        i += 1
+        wire = t & 7
+        if wire == 1:
+            i += 8
+        elif wire == 2:
+            length = shift = 0
+            while True:
+                b = raw[i]
+                i += 1
+                length |= (b & 0x7F) << shift
+                shift += 7
+                if b < 0x80:
+                    break
+            i += length
+        elif wire == 0:
+            while raw[i] & 0x80:
+                i += 1
+            i += 1
+        elif wire == 5:
+            i += 4
+        else:
+            return _attributes_key_slow(dp)
+        if t == tag:
+            end = i
+    return b"\x00" + raw[start:end] if start >= 0 else b"\x00"
+
+
+def _attributes_key_slow(dp: Any) -> bytes:
+    # Each KeyValue length-prefixed, since bare concatenations can coincide ([{a: v}] and
+    # [{a}, {: v}] serialize to the same bytes); the 0x01 keeps these apart from fast keys.
+    parts = [b"\x01"]
+    for kv in dp.attributes:
+        raw = kv.SerializeToString()
+        parts.append(len(raw).to_bytes(4, "little"))
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def _histogram_problem(bounds: list[float], buckets: list[int]) -> str | None:
     if buckets and len(buckets) != len(bounds) + 1:
         return (f"histogram has {len(buckets)} bucket counts for {len(bounds)} bounds; "
                 "expected one more count than bounds")
+    return _bounds_problem(tuple(bounds))
+
+
+@functools.lru_cache(maxsize=1024)
+def _bounds_problem(bounds: tuple[float, ...]) -> str | None:
+    """Checked once per distinct bound list: a fleet uses a handful."""
     if any(b >= a for a, b in zip(bounds[1:], bounds)) or any(b != b for b in bounds):
         return "histogram explicit_bounds must be strictly increasing and not NaN"
     return None
