@@ -1,3 +1,18 @@
-"""SQL-defined alert rules, their evaluation and state (see the alerting issue)."""
+"""SQL alert rules: parsing, the pure evaluator, state in the store, notifiers, SLOs.
 
-__all__: list[str] = []
+``rules`` parses and validates rules files; ``evaluator.step`` is the state machine;
+``state`` persists it in the ``alerts``/``alert_history`` tables; ``service.Alerting`` runs
+groups on their intervals inside ``serve``; ``notifiers`` deliver; ``slo`` generates
+burn-rate rules; ``check``, ``ruletest`` and ``backtest`` back ``otel-hms rules``.
+"""
+
+from __future__ import annotations
+
+from .errors import BacktestError, RuleFileError, RuleTestFailure
+from .evaluator import Instance, Notice, QueryFailed, Sample, Step, Transition, step
+from .rules import Group, Rule, RuleSet, load_rules
+from .service import Alerting
+
+__all__ = ["Alerting", "BacktestError", "Group", "Instance", "Notice", "QueryFailed", "Rule",
+           "RuleFileError", "RuleSet", "RuleTestFailure", "Sample", "Step", "Transition",
+           "load_rules", "step"]

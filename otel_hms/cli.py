@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .alerting import cli as rules_cli
 from .config import ConfigError, resolve
 from .settings import SETTINGS
 
@@ -21,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="YAML file of settings (same names)")
     for s in SETTINGS:
         serve.add_argument(s.flag, dest=s.name, default=None, metavar=s.name.upper(),
-                           help=f"{s.help} (default {s.default}; env {s.env})")
+                           action="append" if s.multiple else "store",
+                           help=f"{s.help} (default {s.default or 'none'}; env {s.env})")
 
     sql = sub.add_parser("sql", help="run a read-only SQL query on a running server")
     sql.add_argument("query", help="one SELECT statement")
@@ -29,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                      "(default from OTEL_HMS_API or 127.0.0.1:4320)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("--token", default=None, help="bearer token (default OTEL_HMS_AUTH_TOKEN)")
+    rules_cli.add_parser(sub)
     return parser
 
 
@@ -37,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "rules":
+            return int(rules_cli.run(args))
         return _sql(args)
     except KeyboardInterrupt:
         return 130

@@ -43,7 +43,12 @@ def _expand(value: Any, where: str) -> Any:
 def _coerce(name: str, value: Any, source: str) -> Any:
     setting = BY_NAME[name]
     if value is None:
-        return None
+        return () if setting.multiple else None
+    if setting.multiple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"{source}: must be a list of strings (got {value!r})")
+        return tuple(v.strip() for v in items if v.strip())
     try:
         if setting.type is int and not isinstance(value, bool):
             return int(value)

@@ -4,16 +4,20 @@
 - ``StoreError`` / ``StoreLocked`` (storage.store): the --db file cannot be used.
 - ``AddressInUse`` (receiver.grpc_server): a listen address is taken.
 - ``SqlClientError`` (sql_client): the server refused a query or did not answer.
+- ``RuleFileError``, ``RuleTestFailure``, ``BacktestError`` (alerting.errors): rules files,
+  rule tests and backtests.
 """
 
 from __future__ import annotations
 
+from .alerting.errors import BacktestError, RuleFileError, RuleTestFailure
 from .config import ConfigError
 from .receiver.grpc_server import AddressInUse
 from .sql_client import SqlClientError
 from .storage.store import StoreError
 
-USER_ERRORS = (ConfigError, StoreError, AddressInUse, SqlClientError)
+USER_ERRORS = (ConfigError, StoreError, AddressInUse, SqlClientError, RuleFileError,
+               RuleTestFailure, BacktestError)
 
 
 def user_message(exc: BaseException) -> str | None:

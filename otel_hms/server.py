@@ -19,6 +19,9 @@ from typing import Any
 
 import uvicorn
 
+from .alerting.api import routes as alerting_routes
+from .alerting.rules import load_rules
+from .alerting.service import Alerting
 from .api import api_app
 from .config import ConfigError, duration_setting, parse_address
 from .query_api import QueryService
@@ -66,13 +69,17 @@ class Server:
         self.settings = settings
         self.stopping = threading.Event()
         self._ready = False
+        self.alerting: Alerting | None = None
 
     def start(self) -> None:
         s = self.settings
         http_sock = _bind(s["otlp_http"], "--otlp-http")
         api_sock = _bind(s["api"], "--api")
+        load_rules(s["rules"])  # a bad rules file stops start-up before the store is opened
         self.con = open_store(s["db"])
         self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"])
+        alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
+                            f"http://{s['api']}")
         decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known)
         ingest = Ingest(self.writer, decoder, s["auth_token"],
                         busy_errors=(StoreBusy, WriterClosed))
@@ -93,7 +100,9 @@ class Server:
         self.queries = QueryService(self.con, s["sql_timeout_seconds"],
                                     self.maintenance.known_watermarks, raw_retention)
         self.api = _uvicorn(api_app(self.queries, s, self.status, lambda: self._ready,
-                                    lambda: self.writer.stats.commits), s, False)
+                                    lambda: self.writer.stats.commits,
+                                    alerting_routes(lambda: self.alerting, s["auth_token"])),
+                            s, False)
         self._loop_thread = threading.Thread(
             target=lambda: asyncio.run(self._serve_http(http_sock, api_sock)),
             name="otel-hms-http", daemon=True)
@@ -103,6 +112,8 @@ class Server:
             if time.monotonic() > deadline or not self._loop_thread.is_alive():
                 raise RuntimeError("HTTP servers did not start")
             time.sleep(0.01)
+        alerting.start()
+        self.alerting = alerting
         self._ready = True
         log.info("ready: OTLP gRPC %s, OTLP HTTP %s, API http://%s, store %s",
                  s["otlp_grpc"], s["otlp_http"], s["api"], s["db"])
@@ -131,6 +142,8 @@ class Server:
         self.http.should_exit = True
         self.api.should_exit = True
         self._loop_thread.join(10)
+        if self.alerting is not None:
+            self.alerting.stop()
         self.maintenance.stop()
         self.writer.close()
         try:
@@ -148,6 +161,13 @@ def serve(settings: dict[str, Any]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    def on_hangup(signum: int, frame: object) -> None:
+        if server.alerting is not None:  # reload off the signal handler: it takes a while
+            threading.Thread(target=server.alerting.reload, name="rules-reload",
+                             daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_hangup)
     server.start()
     try:
         server.wait()

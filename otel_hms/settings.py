@@ -14,6 +14,7 @@ class Setting:
     default: Any
     help: str
     type: type = str
+    multiple: bool = False  # a list: repeatable flag, YAML list, comma-separated env var
 
     @property
     def env(self) -> str:
@@ -51,6 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
             "arriving later stay raw but miss the roll-ups"),
     Setting("rollup_interval_seconds", 30.0, "how often roll-ups and retention run", float),
     Setting("log_level", "info", "debug, info, warning or error"),
+    Setting("rules", (), "alert rules file (YAML); repeat for several; reloaded on SIGHUP and "
+            "POST /api/v1/rules/reload", multiple=True),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
