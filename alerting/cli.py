@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import urllib.error
-import urllib.request
 from typing import Any
 
+from ..api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
 from .errors import BacktestError, RuleTestFailure
 
 
@@ -107,25 +104,13 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _post(args: argparse.Namespace, body: dict[str, Any]) -> dict[str, Any]:
-    api = args.api or os.environ.get("OTEL_HMS_API") or "127.0.0.1:4320"
-    token = args.token or os.environ.get("OTEL_HMS_AUTH_TOKEN")
-    url = api if api.startswith(("http://", "https://")) else f"http://{api}"
-    request = urllib.request.Request(url.rstrip("/") + "/api/v1/rules/backtest",
-                                     data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+    api = api_address(args.api)
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            result: dict[str, Any] = json.load(response)
-            return result
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise BacktestError(str(message)) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise BacktestError(f"--api: no otel-hms server answers at {api} ({reason}); start "
+        result: dict[str, Any] = post_json(api, "/api/v1/rules/backtest", body,
+                                           api_token(args.token), 600)
+        return result
+    except ApiRefused as exc:
+        raise BacktestError(str(exc)) from None
+    except ApiUnreachable as exc:
+        raise BacktestError(f"--api: no otel-hms server answers at {api} ({exc}); start "
                             "`otel-hms serve`, pass --api HOST:PORT, or --db FILE") from None

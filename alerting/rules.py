@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import yaml
 
+from ..yaml_file import YamlFileError, read_yaml
 from .durations import parse_duration
 from .errors import RuleFileError
 from .templates import compile_error
@@ -313,15 +313,9 @@ def parse_document(doc: Any, source: str) -> RuleSet:
 
 def load_file(path: str) -> RuleSet:
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise RuleFileError(f"{path}: cannot read rules file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RuleFileError(f"{path}: not valid YAML{at}: {problem}") from None
+        doc = read_yaml(path, "rules file")
+    except YamlFileError as exc:
+        raise RuleFileError(f"{path}: {exc}") from None
     return parse_document(doc, path)
 
 

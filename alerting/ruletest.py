@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from ..yaml_file import YamlFileError, read_yaml
 from .durations import format_duration, parse_duration
 from .errors import RuleFileError
 from .evaluator import FIRING, Instance
@@ -149,12 +148,9 @@ def run_test(test: Mapping[str, Any], where: str, rule_files: list[str]) -> list
 def run_file(path: str) -> tuple[int, list[tuple[str, list[str]]]]:
     """Run every test in ``path``: (number of tests, [(test name, failures)])."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise RuleFileError(f"{path}: cannot read test file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise RuleFileError(f"{path}: not valid YAML: {exc}") from None
+        doc = read_yaml(path, "test file")
+    except YamlFileError as exc:
+        raise RuleFileError(f"{path}: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tests"), list):
         raise RuleFileError(f"{path}: a rule test file needs rule_files: [...] and tests: [...]")
     base = os.path.dirname(os.path.abspath(path))

@@ -65,13 +65,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    import os
-
+    from .api_client import api_address, api_token
     from .sql_client import query, render
 
-    api = args.api or os.environ.get("OTEL_HMS_API") or "127.0.0.1:4320"
-    token = args.token or os.environ.get("OTEL_HMS_AUTH_TOKEN")
-    print(render(query(api, args.query, token), args.format))
+    print(render(query(api_address(args.api), args.query, api_token(args.token)), args.format))
     return 0
 
 

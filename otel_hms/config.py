@@ -11,10 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from .query_spec import QueryParamError, parse_duration
 from .settings import BY_NAME, SETTINGS
+from .yaml_file import YamlFileError, read_yaml
 
 
 class ConfigError(Exception):
@@ -63,12 +62,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 def load_yaml(path: str) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
+        doc = read_yaml(path, "config file")
+    except YamlFileError as exc:
+        raise ConfigError(f"--config: {path}: {exc}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import urllib.error
-import urllib.request
 from typing import Any
+
+from .api_client import ApiRefused, ApiUnreachable, post_json
 
 
 class SqlClientError(Exception):
@@ -19,25 +19,13 @@ class SqlClientError(Exception):
 
 def query(api: str, sql: str, token: str | None = None, timeout: float = 120.0
           ) -> dict[str, Any]:
-    url = api if api.startswith(("http://", "https://")) else f"http://{api}"
-    request = urllib.request.Request(
-        url.rstrip("/") + "/api/v1/sql", data=json.dumps({"sql": sql}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+    """Run ``sql`` on the server at ``api``: ``{columns, types, rows, truncated}``."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            result: dict[str, Any] = json.load(response)
-            return result
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise SqlClientError(f"query refused: {message}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SqlClientError(f"--api: no otel-hms server answers at {api} ({reason}); start "
+        return post_json(api, "/api/v1/sql", {"sql": sql}, token, timeout)
+    except ApiRefused as exc:
+        raise SqlClientError(f"query refused: {exc}") from None
+    except ApiUnreachable as exc:
+        raise SqlClientError(f"--api: no otel-hms server answers at {api} ({exc}); start "
                              "`otel-hms serve` or pass --api HOST:PORT") from None
 
 
