@@ -68,7 +68,8 @@ def parse_names(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def parse_kinds(values: Iterable[str]) -> tuple[str, ...]:
-    kinds = parse_names(values)
+    # The store's own name for it (otel_series.MetricType) is accepted too.
+    kinds = parse_names(v.replace("exponential_histogram", "exp_histogram") for v in values)
     for kind in kinds:
         if kind not in KINDS:
             raise ExportError(f"--kind: unknown kind {kind!r}; use {KINDS_HELP}")

@@ -4,7 +4,8 @@ Every file is written under a hidden temporary name in the dataset's root (``.ex
 which no ``*.parquet`` glob matches), flushed to disk, then renamed over its final name in one
 ``os.replace``: a reader sees the old file or the new one, never half of one.  An exclusive
 ``flock`` on the root keeps two exports from rewriting the same files at once.  On any failure
-the temporary file is removed, and a partition directory made for it too if it stayed empty.
+the temporary file is removed, and a partition directory made for it too if it stayed empty;
+the next export removes those of a process that was killed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def prepare_root(path: str) -> bool:
     created = not os.path.exists(path)
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f"{TMP_PREFIX}{uuid.uuid4().hex}.tmp")
+        probe = os.path.join(path, f".probe-{uuid.uuid4().hex}.tmp")
         with open(probe, "wb"):
             pass
         os.unlink(probe)
@@ -59,9 +60,19 @@ def locked(root: str) -> Iterator[None]:
                 raise ExportBusy(f"--to: another export is writing into {root}; wait for it "
                                  "to finish and run this one again") from None
             raise
+        _remove_stale(root)
         yield
     finally:
         os.close(fd)
+
+
+def _remove_stale(root: str) -> None:
+    """Temporary files of an export that was killed: nobody else writes them while we hold
+    the lock."""
+    for entry in os.scandir(root):
+        if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def _fsync(path: str, flags: int = os.O_RDONLY) -> None:

@@ -219,6 +219,7 @@ def test_columns_and_rows_are_the_views(loaded: ServerProcess, tmp_path: Path) -
 def test_reexport_replaces_instead_of_duplicating(loaded: ServerProcess, tmp_path: Path) -> None:
     to = tmp_path / "out"
     exported(loaded, to)
+    (to / ".export-0123.tmp").write_bytes(b"left by an export that was killed")
     exported(loaded, to)
     count = "SELECT kind, count(*) FROM ds GROUP BY kind ORDER BY kind"
     assert read(to, count) == [("exp_histogram", 1), ("gauge", 4), ("histogram", 2),
@@ -260,16 +261,26 @@ def test_readers_never_see_half_a_file(loaded: ServerProcess, tmp_path: Path) ->
                 failures.append(exc)
                 return
 
-    reader = threading.Thread(target=scan)
-    reader.start()
+    def ingest() -> None:  # points after the exported range keep the writer busy
+        for i in range(40):
+            post_otlp(loaded, request(gauge_metric("room.temperature", [
+                number_point(ROOM_A, 7200 + i * 60 + j, float(j)) for j in range(50)])))
+            if stop.is_set():
+                return
+
+    threads = [threading.Thread(target=scan), threading.Thread(target=ingest)]
+    for thread in threads:
+        thread.start()
     try:
         for _ in range(4):
-            exported(loaded, to)
+            exported(loaded, to, "--kind", "exponential_histogram,gauge,histogram,sum,summary")
     finally:
         stop.set()
-        reader.join(30)
+        for thread in threads:
+            thread.join(30)
     assert not failures, failures
     assert len(seen) > 0 and set(seen) == {11}
+    assert len(files(to)) == 7
 
 
 def test_offline_store_file(start_server: StartServer, tmp_path: Path) -> None:
