@@ -14,11 +14,12 @@ import os
 import re
 import urllib.error
 import urllib.request
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from .export_spec import KINDS_HELP, TIME_HELP, ExportError, ExportSpec, make_spec
+
+if TYPE_CHECKING:
+    import duckdb
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
@@ -27,7 +28,7 @@ def add_parser(sub: Any) -> None:
     """Add ``export`` to the ``otel-hms`` argument parser."""
     p = sub.add_parser("export", help="write stored points as hive-partitioned Parquet "
                        "(kind=…/date=…/hour-HH.parquet) for DuckDB, Spark, pandas …")
-    p.add_argument("--to", required=True, metavar="DIR", help="dataset directory (created if "
+    p.add_argument("--to", default="", metavar="DIR", help="dataset directory (created if "
                    "missing); with a server, a directory on the server's machine")
     p.add_argument("--since", default="24h", help=f"range start: {TIME_HELP} (default 24h)")
     p.add_argument("--until", default="now", help="range end, exclusive (default now)")
@@ -66,6 +67,8 @@ def _offline(path: str, spec: ExportSpec) -> dict[str, Any]:
 
 def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
     """The store at ``path``, read-only and without file access, or a one-line reason."""
+    import duckdb
+
     if not os.path.isfile(path):
         raise ExportError(f"--db: no store file {path}; pass the file `otel-hms serve --db` "
                           "writes, or leave out --db to export through the server")

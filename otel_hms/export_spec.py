@@ -81,7 +81,8 @@ def make_spec(to: str, since: str, until: str, kinds: Iterable[str] = (),
     """Check every argument of an export; the directory itself is checked where it is written."""
     now = now or dt.datetime.now(dt.UTC)
     if not to.strip():
-        raise ExportError("--to: give the directory to write the Parquet files into")
+        raise ExportError("--to: give the directory to write the Parquet files into, e.g. "
+                          "--to ./parquet")
     start = parse_bound(since, "--since", now)
     end = parse_bound(until, "--until", now)
     if start >= end:

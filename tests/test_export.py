@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,8 @@ def error_of(done: subprocess.CompletedProcess[str]) -> str:
 
 def test_bad_input_is_one_line_and_writes_nothing(server: ServerProcess, tmp_path: Path) -> None:
     to = tmp_path / "out"
+    assert error_of(export("--api", server.api)) == (
+        "Error: --to: give the directory to write the Parquet files into, e.g. --to ./parquet")
     api = ("--api", server.api, "--to", str(to))
     assert error_of(export(*api, "--kind", "gauge,counter")) == (
         "Error: --kind: unknown kind 'counter'; use gauge, sum, histogram, exp_histogram or "
@@ -415,3 +418,32 @@ def test_token_and_export_root(start_server: StartServer, tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert files(root / "a") == ["kind=summary/date=2026-01-01/hour-00.parquet"]
     assert not (tmp_path / "elsewhere").exists()
+
+
+def post_export(server: ServerProcess, body: bytes) -> tuple[int, str]:
+    r = urllib.request.Request(f"http://{server.api}/api/v1/export", data=body, method="POST",
+                               headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(r, timeout=30) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, str(json.load(exc)["error"])
+
+
+def test_the_endpoint_refuses_bad_bodies(server: ServerProcess, tmp_path: Path) -> None:
+    usage = ('body must be JSON: {"to": "/absolute/dir", "since": "24h", "until": "now", '
+             '"kinds": ["gauge"], "metrics": ["name"]}')
+    assert post_export(server, b"not json") == (400, usage)
+    assert post_export(server, b'{"to": 5}') == (400, usage)
+    assert post_export(server, json.dumps({"to": str(tmp_path), "kinds": "gauge"}).encode()) \
+        == (400, usage)
+    assert post_export(server, b'{"to": "relative/dir"}') == (
+        400, "--to: 'relative/dir' must be an absolute path on the server's machine")
+    assert post_export(server, json.dumps({"to": str(tmp_path / "x"),
+                                           "kinds": ["gauges"]}).encode()) == (
+        400, "--kind: unknown kind 'gauges'; use gauge, sum, histogram, exp_histogram or "
+             "summary")
+    status, body = post_export(server, json.dumps({"to": str(tmp_path / "x"),
+                                                   "since": 0, "until": 60}).encode())
+    assert status == 200 and json.loads(body)["files"] == []
+    assert not (tmp_path / "x").exists()
