@@ -1,4 +1,4 @@
-"""The HTTP API on the ``--api`` address: health, status, queries, SQL, the live stream.
+"""The HTTP API on the ``--api`` address: health, status, queries, SQL, the live stream, export.
 
 Everything but ``/healthz`` and the OpenAPI document sits behind the optional bearer token.
 """
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .export_api import export_endpoint
 from .openapi import openapi_document
 from .query_api import QueryService, routes_handlers
 from .sql_query import QueryError, run_query
@@ -78,6 +79,8 @@ def api_app(service: QueryService, settings: dict[str, Any],
         Route("/healthz", healthz),
         Route("/api/v1/status", api_status),
         Route("/api/v1/sql", sql, methods=["POST"]),
+        Route("/api/v1/export", export_endpoint(service.con, settings["export_root"],
+                                                authorized, unauthorized), methods=["POST"]),
         Route("/api/v1/openapi.json", openapi),
         *(Route(path, handler) for path, handler in handlers.items()),
         *(extra_routes or []),

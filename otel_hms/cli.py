@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from . import export_cli
 from .alerting import cli as rules_cli
 from .config import ConfigError, resolve
 from .settings import SETTINGS
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("--token", default=None, help="bearer token (default OTEL_HMS_AUTH_TOKEN)")
     rules_cli.add_parser(sub)
+    export_cli.add_parser(sub)
     return parser
 
 
@@ -42,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "rules":
             return int(rules_cli.run(args))
+        if args.command == "export":
+            return export_cli.run(args)
         return _sql(args)
     except KeyboardInterrupt:
         return 130

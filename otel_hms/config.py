@@ -131,6 +131,9 @@ def validate(values: dict[str, Any]) -> None:
             raise ConfigError(f"{BY_NAME[name].flag}: no such file {values[name]!r}")
     if values["auth_token"] is not None and not values["auth_token"].strip():
         raise ConfigError("--auth-token: must not be empty; leave it unset to disable auth")
+    if values["export_root"] and not os.path.isdir(values["export_root"]):
+        raise ConfigError(f"--export-root: {values['export_root']!r} is not a directory; "
+                          "create it or leave export_root unset")
     if values["log_level"].lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error "
                           f"(got {values['log_level']!r})")

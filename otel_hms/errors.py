@@ -4,6 +4,7 @@
 - ``StoreError`` / ``StoreLocked`` (storage.store): the --db file cannot be used.
 - ``AddressInUse`` (receiver.grpc_server): a listen address is taken.
 - ``SqlClientError`` (sql_client): the server refused a query or did not answer.
+- ``ExportError`` (export_spec): an export's arguments, directory, store or server.
 - ``RuleFileError``, ``RuleTestFailure``, ``BacktestError`` (alerting.errors): rules files,
   rule tests and backtests.
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from .alerting.errors import BacktestError, RuleFileError, RuleTestFailure
 from .config import ConfigError
+from .export_spec import ExportError
 from .receiver.grpc_server import AddressInUse
 from .sql_client import SqlClientError
 from .storage.store import StoreError
 
 USER_ERRORS = (ConfigError, StoreError, AddressInUse, SqlClientError, RuleFileError,
-               RuleTestFailure, BacktestError)
+               RuleTestFailure, BacktestError, ExportError)
 
 
 def user_message(exc: BaseException) -> str | None:

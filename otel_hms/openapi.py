@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .export_spec import KINDS, TIME_HELP
 from .query_spec import AGGS_HELP
 
 _ERROR = {"description": "refused: the message says what is wrong and how to fix it",
@@ -55,6 +56,44 @@ _SERIES = {
                         {"type": ["number", "null"]}]}},
             }}},
     },
+}
+
+_EXPORT_FILE = {"type": "object", "properties": {
+    "kind": {"type": "string"}, "date": {"type": "string", "format": "date"},
+    "path": {"type": "string", "description": "relative to dir"},
+    "rows": {"type": "integer", "description": "rows taken from the store"},
+    "kept": {"type": "integer",
+             "description": "rows an earlier export wrote outside this range or metrics"}}}
+
+_EXPORT = {
+    "summary": "write stored points as hive-partitioned Parquet into a directory on the "
+               "server's machine (dir/kind=K/date=YYYY-MM-DD/hour-HH.parquet, UTC); what "
+               "`otel-hms export` calls",
+    "description": "Each file is replaced atomically, so readers scanning the directory never "
+                   "see half a file; re-exporting a range rewrites its hour files instead of "
+                   "adding rows. With the export_root setting, `to` must lie under it.",
+    "requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "required": ["to"], "properties": {
+            "to": {"type": "string", "description": "absolute directory (created if missing)"},
+            "since": {"type": "string", "description": f"range start: {TIME_HELP} "
+                      "(default 24h)"},
+            "until": {"type": "string", "description": "range end, exclusive (default now)"},
+            "kinds": {"type": "array", "items": {"type": "string", "enum": list(KINDS)},
+                      "description": "default: every kind"},
+            "metrics": {"type": "array", "items": {"type": "string"},
+                        "description": "metric names (default: every metric)"}}},
+        "example": {"to": "/var/lib/otel-hms/parquet", "since": "24h",
+                    "kinds": ["gauge", "histogram"]}}}},
+    "responses": {
+        "200": {"description": "what was written", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "dir": {"type": "string"}, "since": {"type": "string"},
+                "until": {"type": "string"}, "rows": {"type": "integer"},
+                "kinds": {"type": "array", "items": {"type": "string"}},
+                "metrics": {"type": "array", "items": {"type": "string"}},
+                "files": {"type": "array", "items": _EXPORT_FILE}}}}}},
+        "400": _ERROR, "401": _UNAUTHORIZED,
+        "409": {"description": "another export is writing into the same directory"}},
 }
 
 
@@ -118,6 +157,7 @@ def openapi_document() -> dict[str, Any]:
                                     "rows": {"type": "array", "items": {"type": "array"}},
                                     "truncated": {"type": "boolean"}}}}}},
                     "400": _ERROR, "401": _UNAUTHORIZED}}},
+            "/api/v1/export": {"post": _EXPORT},
             "/api/v1/openapi.json": {"get": {"summary": "this document", "security": [],
                                              "responses": {"200": {"description": "OpenAPI"}}}},
         },

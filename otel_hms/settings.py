@@ -52,6 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
             "arriving later stay raw but miss the roll-ups"),
     Setting("rollup_interval_seconds", 30.0, "how often roll-ups and retention run", float),
     Setting("log_level", "info", "debug, info, warning or error"),
+    Setting("export_root", None, "POST /api/v1/export (otel-hms export through the server) "
+            "writes only under this directory; unset: anywhere the server may write"),
     Setting("rules", (), "alert rules file (YAML); repeat for several; reloaded on SIGHUP and "
             "POST /api/v1/rules/reload", multiple=True),
 )

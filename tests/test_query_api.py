@@ -198,8 +198,8 @@ def test_openapi_document(server: ServerProcess) -> None:
     status, doc = get(server, "/api/v1/openapi.json")
     assert status == 200
     assert doc["openapi"] == "3.1.0"
-    assert {"/api/v1/query", "/api/v1/metrics", "/api/v1/stream", "/api/v1/sql"} <= set(
-        doc["paths"])
+    assert {"/api/v1/query", "/api/v1/metrics", "/api/v1/stream", "/api/v1/sql",
+            "/api/v1/export"} <= set(doc["paths"])
 
 
 def test_long_ranges_come_from_rollups(tmp_path: Path) -> None:
