@@ -35,8 +35,9 @@ def api_token(flag: str | None) -> str | None:
 
 
 def post_json(api: str, path: str, body: dict[str, Any], token: str | None = None,
-              timeout: float = 120.0) -> dict[str, Any]:
-    """POST ``body`` as JSON to ``path`` on the server at ``api`` and return its JSON answer."""
+              timeout: float | None = 120.0) -> dict[str, Any]:
+    """POST ``body`` as JSON to ``path`` on the server at ``api`` and return its JSON answer
+    (``timeout=None``: wait as long as the server works, as an export may)."""
     url = api if api.startswith(("http://", "https://")) else f"http://{api}"
     request = urllib.request.Request(url.rstrip("/") + path, data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})

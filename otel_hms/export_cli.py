@@ -12,10 +12,9 @@ import argparse
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from .api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
 from .export_spec import KINDS_HELP, TIME_HELP, ExportError, ExportSpec, make_spec
 
 if TYPE_CHECKING:
@@ -93,30 +92,16 @@ def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
 
 
 def _post(args: argparse.Namespace, spec: ExportSpec) -> dict[str, Any]:
-    api = args.api or os.environ.get("OTEL_HMS_API") or "127.0.0.1:4320"
-    token = args.token or os.environ.get("OTEL_HMS_AUTH_TOKEN")
-    url = api if api.startswith(("http://", "https://")) else f"http://{api}"
+    api = api_address(args.api)
     # The range goes as the user wrote it: "24h" means back from the server's now.
     body = {"to": spec.to, "since": args.since, "until": args.until, "kinds": list(spec.kinds),
             "metrics": list(spec.metrics)}
-    request = urllib.request.Request(url.rstrip("/") + "/api/v1/export",
-                                     data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=None) as response:
-            result: dict[str, Any] = json.load(response)
-            return result
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise ExportError(str(message)) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ExportError(f"--api: no otel-hms server answers at {api} ({reason}); start "
+        return post_json(api, "/api/v1/export", body, api_token(args.token), timeout=None)
+    except ApiRefused as exc:
+        raise ExportError(str(exc)) from None
+    except ApiUnreachable as exc:
+        raise ExportError(f"--api: no otel-hms server answers at {api} ({exc}); start "
                           "`otel-hms serve`, pass --api HOST:PORT, or --db FILE to export a "
                           "store file no server holds") from None
 
