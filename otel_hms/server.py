@@ -23,8 +23,8 @@ from .alerting.api import routes as alerting_routes
 from .alerting.rules import load_rules
 from .alerting.service import Alerting
 from .api import api_app
-from .dashboard import dashboard_routes, load_dashboards
 from .config import ConfigError, duration_setting, parse_address
+from .dashboard import dashboard_routes, load_dashboards
 from .query_api import QueryService
 from .receiver.decode import Decoder
 from .receiver.grpc_server import start_grpc

@@ -71,9 +71,8 @@ class Dashboard:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        for panel in out["panels"]:
-            panel["by"] = list(panel["by"])
-            panel["where"] = dict(panel["where"])
+        out["panels"] = [{**panel, "by": list(panel["by"]), "where": dict(panel["where"]),
+                          "thresholds": list(panel["thresholds"])} for panel in out["panels"]]
         return out
 
 

@@ -58,6 +58,7 @@ export class AlertsView {
   renderAlerts(items) {
     items.sort((a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || (b.activeAt - a.activeAt));
     const counts = ["firing", "pending", "inactive"].map((s) => [s, items.filter((a) => a.state === s).length]);
+    setBadge(counts[0][1]);
     const rows = items.map((a) => [
       status(a.state), h("strong", { text: a.alertname }),
       labelChips(a.labels, ["alertname"]),
@@ -87,10 +88,10 @@ export class AlertsView {
         "aria-label": `error budget remaining for ${s.name}` }, h("span", { class: "budget-fill" }));
       bar.firstChild.style.width = `${pct * 100}%`;
       return [h("strong", { text: s.name }), `${number(Number(s.objective) * 100)} %`,
-        s.sli === null ? "–" : `${number(Number(s.sli) * 100, 3)} %`,
+        s.sli === null ? "–" : `${number(Number(s.sli) * 100)} %`,
         s.total === null ? "–" : `${number(s.good)} / ${number(s.total)}`,
         h("span", { class: "budget-cell" }, bar,
-          remaining === null ? "–" : `${number(remaining * 100, 1)} %`), status(tone, word),
+          remaining === null ? "–" : `${number(remaining * 100)} %`), status(tone, word),
         s.error ? errorBox(s.error) : s.period ? `${s.period / 86400} d` : ""];
     });
     const t = table(["SLO", "objective", "SLI", "good / total", "budget left", "status", "period"], rows);
@@ -118,13 +119,17 @@ export class AlertsView {
   }
 }
 
-/** The count of firing alerts in the navigation, refreshed every 10 s. */
-export async function refreshBadge(badge) {
+function setBadge(count) {
+  const badge = document.getElementById("alert-badge");
+  badge.hidden = count === 0;
+  badge.textContent = `${count} firing`;
+}
+
+/** The count of firing alerts in the navigation (the app refreshes it every 10 s). */
+export async function refreshBadge() {
   try {
-    const { alerts } = await api.get("/api/v1/alerts", { state: "firing" });
-    badge.hidden = alerts.length === 0;
-    badge.textContent = `${alerts.length} firing`;
+    setBadge((await api.get("/api/v1/alerts", { state: "firing" })).alerts.length);
   } catch {
-    badge.hidden = true;
+    setBadge(0);
   }
 }

@@ -250,13 +250,15 @@ export class TimeChart {
     ctx.textBaseline = "top";
     for (let t = Math.ceil((start - offset) / tstep) * tstep + offset; t <= end; t += tstep) {
       const px = Math.round(x(t)) + 0.5;
+      const d = new Date(t);
+      const label = tstep >= 86400000 ? `${d.getMonth() + 1}-${String(d.getDate()).padStart(2, "0")}`
+        : time(t, tstep < 60000);
+      const half = ctx.measureText(label).width / 2;
+      if (px - half < plot.x - 2 || px + half > width - 2) continue; // would run into the y labels
       ctx.beginPath();
       ctx.moveTo(px, plot.y + plot.h);
       ctx.lineTo(px, plot.y + plot.h + 4);
       ctx.stroke();
-      const d = new Date(t);
-      const label = tstep >= 86400000 ? `${d.getMonth() + 1}-${String(d.getDate()).padStart(2, "0")}`
-        : time(t, tstep < 60000);
       ctx.fillText(label, px, plot.y + plot.h + 7);
     }
     ctx.strokeStyle = ink;

@@ -10,6 +10,10 @@ let live = true;
 const sources = new Set();
 const listeners = new Set();
 
+export function openStreams() {
+  return streams;
+}
+
 export function isLive() {
   return live;
 }
