@@ -337,11 +337,12 @@ def test_behind_the_bearer_token_the_page_asks_for_it(start_server: StartServer,
     dialog = page.locator("#token-dialog")
     dialog.wait_for()
     assert page.locator("#metric-list .metric-item").count() == 0
+    tab.shot("token-dialog")
     page.fill("#token-input", "s3cret")
     page.keyboard.press("Enter")
     page.wait_for_selector('button[data-metric="queue.depth"]')
     assert not dialog.is_visible()
-    tab.shot("token")
+    tab.shot("token-accepted")
     # The one error is the browser logging the first, token-less request's 401.
     assert {e for e in tab.errors} <= {
         "Failed to load resource: the server responded with a status of 401 (Unauthorized)"}

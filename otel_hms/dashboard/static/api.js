@@ -75,8 +75,9 @@ export async function sql(text) {
 }
 
 /**
- * Follow /api/v1/stream: `onPoints(body)` for each `points` event, `onError(message)` when it
- * fails. Returns a function that stops it.
+ * Follow /api/v1/stream: `onPoints(body)` for each `points` event, `onError(message, retry)`
+ * when it fails (`retry`: the connection dropped, rather than the question being refused).
+ * Returns a function that stops it.
  */
 export function stream(params, onPoints, onError, onOpen) {
   const controller = new AbortController();
@@ -84,10 +85,7 @@ export function stream(params, onPoints, onError, onOpen) {
     try {
       const response = await send(`/api/v1/stream?${new URLSearchParams(params)}`,
         { method: "GET", signal: controller.signal, headers: { Accept: "text/event-stream" } });
-      if (!response.ok) {
-        await json(response);
-        return;
-      }
+      if (!response.ok) await json(response); // throws the API's message
       if (onOpen) onOpen();
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -102,9 +100,12 @@ export function stream(params, onPoints, onError, onOpen) {
           dispatch(block, onPoints, onError);
         }
       }
-      if (!controller.signal.aborted) onError("the live stream ended; resume to reconnect");
+      if (!controller.signal.aborted) onError("the live stream ended; reconnecting…", true);
     } catch (err) {
-      if (!controller.signal.aborted) onError(err.message || String(err));
+      // A refused question (4xx) stays refused; a dropped connection, or a metric that has
+      // no points yet (404), is worth retrying.
+      const retry = !(err instanceof ApiError && err.status < 500 && err.status !== 404);
+      if (!controller.signal.aborted) onError(err.message || String(err), retry);
     }
   })();
   return () => controller.abort();

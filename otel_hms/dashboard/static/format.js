@@ -57,8 +57,9 @@ export function withUnit(value, unit, decimals) {
     return `${bytes(value * BYTE_UNITS[unit.slice(0, -2)], decimals)}/s`;
   }
   // Annotations like {request} name what is counted: the panel header says it, not each value.
-  if (!unit || /^\{.*\}$/.test(unit) || unit === "1") return number(value, decimals);
-  return `${number(value, decimals)} ${unit}`;
+  const rest = (unit || "").replace(/\{[^}]*\}/g, "");
+  if (!rest || rest === "1") return number(value, decimals);
+  return rest.startsWith("/") ? `${number(value, decimals)}${rest}` : `${number(value, decimals)} ${rest}`;
 }
 
 /** The unit an aggregation answers in: rate is per second, count has none. */

@@ -59,7 +59,7 @@ export class Poll {
   }
 
   stop() {
-    clearInterval(this.timer);
+    clearInterval(this.timer); // also clears a pending reconnect (same timer ids)
     this.timer = null;
   }
 }
@@ -99,7 +99,11 @@ export class QuerySource {
     let first = true;
     this.cancel = api.stream(this.params, (body) => {
       if (first) { first = false; this.handlers.full(body); } else this.handlers.update(body);
-    }, (message) => { this.release(); this.handlers.error(message); });
+    }, (message, retry) => {
+      this.release();
+      this.handlers.error(message);
+      if (retry && live) this.timer = setTimeout(() => { this.stop(); this.start(); }, 5000);
+    });
   }
 
   release() {
@@ -109,7 +113,7 @@ export class QuerySource {
   stop() {
     if (this.cancel) { this.cancel(); this.cancel = null; }
     this.release();
-    clearInterval(this.timer);
+    clearInterval(this.timer); // also clears a pending reconnect (same timer ids)
     this.timer = null;
   }
 }
