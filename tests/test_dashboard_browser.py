@@ -174,6 +174,31 @@ def test_explore_charts_the_sent_values_and_follows_them_live(start_server: Star
     assert tab.errors == []
 
 
+def test_the_keyboard_alone_reaches_a_chart(start_server: StartServer, tab: Tab) -> None:
+    server = start_server()
+    apply = {"route": "/apply"}
+    send(server, latency([(apply, ago(30), 0.5), (apply, ago(20), 1.0)]))
+    page = tab.page
+    page.goto(f"http://{server.api}/")
+    page.wait_for_selector(".metric-item")
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert tab.js("() => document.activeElement.textContent") == "Skip to content"
+    page.focus("#metric-search")
+    page.keyboard.type("checkout")
+    page.keyboard.press("Tab")
+    assert tab.js("() => document.activeElement.dataset.metric") == "checkout.latency"
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".legend-item")
+    page.focus('fieldset.by input[value="route"]')
+    page.keyboard.press("Space")
+    wait_until(lambda: explore_values(tab) == [("route=/apply", [0.5, 1.0])],
+               message="the chart grouped by route, chosen with the keyboard")
+    page.focus(".legend-item")
+    page.keyboard.press("Enter")  # hides the series; the legend says so
+    assert page.locator(".legend-item").get_attribute("aria-pressed") == "false"
+    assert tab.errors == []
+
+
 RULES = """\
 groups:
   - name: checkout

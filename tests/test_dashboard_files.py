@@ -161,6 +161,8 @@ def test_page_assets_and_dashboards_endpoint(start_server: StartServer, tmp_path
         status, headers, _ = get(f"{base}/static/{name}")
         assert (status, headers["content-type"]) == (200, kind), name
     assert get(base + "/static/nothing.js")[0] == 404
+    paths = json.loads(get(base + "/api/v1/openapi.json")[2])["paths"]
+    assert {"/", "/api/v1/dashboards"} <= set(paths)
 
     status, headers, body = get(base + "/api/v1/dashboards")
     assert status == 401 and headers["www-authenticate"] == 'Bearer realm="otel-hms"'

@@ -66,9 +66,19 @@ export class MetricChart {
       full: (body) => this.full(body), update: (body) => this.update(body),
       error: (message) => this.error(message),
     }));
+    // While live, the window moves with the clock even when no point arrives.
+    const fixed = this.params.start || this.params.end;
+    if (this.type === "chart" && !fixed) {
+      this.tick = setInterval(() => {
+        if (!live.isLive() || this.span === null) return;
+        this.end = Math.max(this.end, Date.now());
+        this.view.setRange(this.end - this.span, this.end);
+      }, 5000);
+    }
   }
 
   stop() {
+    clearInterval(this.tick);
     if (this.source) live.remove(this.source);
     this.source = null;
     if (this.view.destroy) this.view.destroy();
