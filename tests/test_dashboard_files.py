@@ -91,7 +91,9 @@ def test_the_example_permits_dashboard_loads() -> None:
      "permits.yaml: panels[0] (p99 latency): unknown field 'units'; known fields: title, type, "
      "metric, agg, by, where, step, sql, unit, decimals, thresholds, description"),
     (GOOD.replace("range: 6h", "range: soon"),
-     "permits.yaml.range: must be a duration like 5m, 1h or 7d (got 'soon')"),
+     "permits.yaml: range: must be a duration like 5m, 1h or 7d (got 'soon')"),
+    ("panels: [{title: x, metric: m}]\ntheme: dark\n",
+     "permits.yaml: unknown field 'theme'; known fields: title, description, range, panels"),
     (GOOD.replace("    sql: SELECT 1 AS Value\n", "    sql: SELECT 1\n    metric: x\n"),
      "permits.yaml: panels[1] (SLA): give either metric (with agg, by, where) or sql"),
     (GOOD.replace("    sql: SELECT 1 AS Value\n", "    sql: SELECT 1\n    agg: avg\n"),

@@ -79,17 +79,18 @@ class Dashboard:
 class _Fields:
     """A mapping being read, with the path used in error messages."""
 
-    def __init__(self, raw: Any, where: str, known: tuple[str, ...]) -> None:
+    def __init__(self, raw: Any, where: str, known: tuple[str, ...], top: bool = False) -> None:
         if not isinstance(raw, dict):
             raise DashboardError(f"{where}: must be a mapping (got {type(raw).__name__})")
         unknown = [str(k) for k in raw if k not in known]
         if unknown:
             raise DashboardError(f"{where}: unknown field {unknown[0]!r}; known fields: "
                                  + ", ".join(known))
-        self.raw, self.where = raw, where
+        self.raw, self.where, self.top = raw, where, top
 
     def error(self, key: str, message: str) -> DashboardError:
-        return DashboardError(f"{self.where}.{key}: {message}")
+        # "permits.yaml: range: …" at the top, "permits.yaml: panels[1] (SLA).agg: …" below
+        return DashboardError(f"{self.where}{': ' if self.top else '.'}{key}: {message}")
 
     def text(self, key: str, required: bool = False) -> str | None:
         value = self.raw.get(key)
@@ -193,8 +194,7 @@ def parse_dashboard(doc: Any, name: str, dashboard_id: str) -> Dashboard:
     """A parsed YAML document as a Dashboard; ``name`` starts every error message."""
     if doc is None:
         raise DashboardError(f"{name}: is empty; a dashboard needs a title and panels")
-    f = _Fields(doc, name, _DASHBOARD_FIELDS)
-    f.where = name  # top-level fields read "permits.yaml: title: …"
+    f = _Fields(doc, name, _DASHBOARD_FIELDS, top=True)
     panels = doc.get("panels")
     if not isinstance(panels, list) or not panels:
         raise DashboardError(f"{name}: panels: must be a non-empty list of panels")
