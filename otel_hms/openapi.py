@@ -158,6 +158,14 @@ def openapi_document() -> dict[str, Any]:
                                     "truncated": {"type": "boolean"}}}}}},
                     "400": _ERROR, "401": _UNAUTHORIZED}}},
             "/api/v1/export": {"post": _EXPORT},
+            "/api/v1/dashboards": {"get": {
+                "summary": "the YAML dashboards of --dashboards DIR with their parsed panels, "
+                           "and a one-line error per file that does not load",
+                "responses": {"200": {"description": "{dashboards: [...], errors: [...]}"},
+                              "401": _UNAUTHORIZED}}},
+            "/": {"get": {"summary": "the web dashboard (its assets under /static/ need no "
+                                     "token; its requests carry it)", "security": [],
+                          "responses": {"200": {"description": "text/html"}}}},
             "/api/v1/openapi.json": {"get": {"summary": "this document", "security": [],
                                              "responses": {"200": {"description": "OpenAPI"}}}},
         },

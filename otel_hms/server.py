@@ -24,6 +24,7 @@ from .alerting.rules import load_rules
 from .alerting.service import Alerting
 from .api import api_app
 from .config import ConfigError, duration_setting, parse_address
+from .dashboard import dashboard_routes, load_dashboards
 from .query_api import QueryService
 from .receiver.decode import Decoder
 from .receiver.grpc_server import start_grpc
@@ -76,6 +77,7 @@ class Server:
         http_sock = _bind(s["otlp_http"], "--otlp-http")
         api_sock = _bind(s["api"], "--api")
         load_rules(s["rules"])  # a bad rules file stops start-up before the store is opened
+        load_dashboards(s["dashboards"])  # and so does a bad dashboard
         self.con = open_store(s["db"])
         self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"])
         alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
@@ -101,7 +103,8 @@ class Server:
                                     self.maintenance.known_watermarks, raw_retention)
         self.api = _uvicorn(api_app(self.queries, s, self.status, lambda: self._ready,
                                     lambda: self.writer.stats.commits,
-                                    alerting_routes(lambda: self.alerting, s["auth_token"])),
+                                    alerting_routes(lambda: self.alerting, s["auth_token"])
+                                    + dashboard_routes(s["dashboards"], s["auth_token"])),
                             s, False)
         self._loop_thread = threading.Thread(
             target=lambda: asyncio.run(self._serve_http(http_sock, api_sock)),

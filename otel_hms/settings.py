@@ -56,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
             "writes only under this directory; unset: anywhere the server may write"),
     Setting("rules", (), "alert rules file (YAML); repeat for several; reloaded on SIGHUP and "
             "POST /api/v1/rules/reload", multiple=True),
+    Setting("dashboards", None, "directory of YAML dashboards shown by the web page on the "
+            "--api address (GET /api/v1/dashboards)"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
