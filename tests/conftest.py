@@ -71,6 +71,17 @@ class ServerProcess:
         wait_until(self.ready, timeout, message="otel-hms serve to be ready")
         return self
 
+    def export(self, request: Any, timeout: float = 30.0) -> None:
+        """Send one ``ExportMetricsServiceRequest`` over OTLP/HTTP protobuf; it must be stored
+        (the server answers only after the commit)."""
+        post = urllib.request.Request(self.http_url, data=request.SerializeToString(),
+                                      method="POST",
+                                      headers={"Content-Type": "application/x-protobuf"})
+        if self.token:
+            post.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(post, timeout=timeout) as reply:
+            assert reply.status == 200
+
     def sql_result(self, query: str) -> dict[str, Any]:
         request = urllib.request.Request(
             f"http://{self.api}/api/v1/sql", data=json.dumps({"sql": query}).encode(),

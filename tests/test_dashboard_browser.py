@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +77,7 @@ def tab(browser: Browser) -> Iterator[Tab]:
 
 def send(server: ServerProcess, *metrics: metrics_pb2.Metric, service: str = "shop") -> None:
     """One OTLP/HTTP protobuf export."""
-    body = request(*metrics, service=service).SerializeToString()
-    req = urllib.request.Request(server.http_url, data=body, method="POST",
-                                 headers={"Content-Type": "application/x-protobuf"})
-    if server.token:
-        req.add_header("Authorization", f"Bearer {server.token}")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 200
+    server.export(request(*metrics, service=service), timeout=10)
 
 
 def ago(seconds: float) -> float:

@@ -79,15 +79,6 @@ def every_kind() -> ExportMetricsServiceRequest:
         service="permits", resource={"host.name": "node-1"})
 
 
-def post_otlp(server: ServerProcess, req: ExportMetricsServiceRequest) -> None:
-    r = urllib.request.Request(server.http_url, data=req.SerializeToString(), method="POST",
-                               headers={"Content-Type": "application/x-protobuf"})
-    if server.token:
-        r.add_header("Authorization", f"Bearer {server.token}")
-    with urllib.request.urlopen(r, timeout=30) as reply:
-        assert reply.status == 200
-
-
 def stored_points(server: ServerProcess) -> int:
     return int(server.scalar(
         "SELECT (SELECT count(*) FROM points_gauge) + (SELECT count(*) FROM points_sum) + "
@@ -98,7 +89,7 @@ def stored_points(server: ServerProcess) -> int:
 def send(server: ServerProcess, req: ExportMetricsServiceRequest) -> None:
     """Post and wait until the writer has committed the points."""
     before = stored_points(server)
-    post_otlp(server, req)
+    server.export(req)
     points = sum(len(getattr(m, m.WhichOneof("data")).data_points)
                  for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
     wait_until(lambda: stored_points(server) == before + points, message="points committed")
@@ -264,7 +255,7 @@ def test_readers_never_see_half_a_file(loaded: ServerProcess, tmp_path: Path) ->
 
     def ingest() -> None:  # points after the exported range keep the writer busy
         for i in range(40):
-            post_otlp(loaded, request(gauge_metric("room.temperature", [
+            loaded.export(request(gauge_metric("room.temperature", [
                 number_point(ROOM_A, 7200 + i * 60 + j, float(j)) for j in range(50)])))
             if stop.is_set():
                 return

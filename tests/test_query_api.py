@@ -27,23 +27,12 @@ from metric_builders import (
     request,
     sum_metric,
 )
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from conftest import ServerProcess, wait_until
 
 A, B, C, D = ({"route": r, "env": "prod"} for r in ("/a", "/b", "/c", "/d"))
 END = T0_S + 55  # the helpers' tests' window: [T0+5 s, T0+55 s)
-
-
-def post_otlp(server: ServerProcess, req: ExportMetricsServiceRequest) -> None:
-    r = urllib.request.Request(f"http://{server.http}/v1/metrics",
-                               data=req.SerializeToString(), method="POST",
-                               headers={"Content-Type": "application/x-protobuf"})
-    with urllib.request.urlopen(r, timeout=30) as reply:
-        assert reply.status == 200
 
 
 def get(server: ServerProcess, path: str, **params: Any) -> tuple[int, Any]:
@@ -72,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     s = ServerProcess(tmp / "store.duckdb", ["--sql-row-limit", "5"], {}, tmp / "serve.log")
     try:
         s.wait_ready()
-        post_otlp(s, request(sum_metric("jobs", [
+        s.export(request(sum_metric("jobs", [
             number_point(A, 0, 10, start=-3600), number_point(A, 10, 15, start=-3600),
             number_point(A, 20, 15, start=-3600), number_point(A, 30, 22, start=-3600),
             number_point(A, 40, 3, start=35), number_point(A, 50, 8, start=35),
@@ -80,17 +69,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             number_point(C, 15, 4, start=12), number_point(C, 25, 9, start=12),
             number_point(D, 0, 1.0, start=-3600), number_point(D, 10, math.nan, start=-3600),
             number_point(D, 20, 3.0, start=-3600)])))
-        post_otlp(s, request(sum_metric("jobs", [
+        s.export(request(sum_metric("jobs", [
             number_point(B, 10, 4, start=0), number_point(B, 20, 6, start=10)],
             temporality=DELTA)))
         bounds = [1.0, 2.0, 5.0]
-        post_otlp(s, request(histogram_metric("latency", [
+        s.export(request(histogram_metric("latency", [
             histogram_point(A, 0, bounds, [1, 1, 0, 0]),
             histogram_point(A, 10, bounds, [3, 2, 1, 0]),
             histogram_point(A, 20, bounds, [3, 4, 1, 2])])))
-        post_otlp(s, request(histogram_metric("latency", [
+        s.export(request(histogram_metric("latency", [
             histogram_point(B, 10, bounds, [0, 0, 4, 0], start=0)], temporality=DELTA)))
-        post_otlp(s, request(exp_metric("exp.latency", [
+        s.export(request(exp_metric("exp.latency", [
             exp_point(A, 0, scale=1, offset=0, counts=[1]),
             exp_point(A, 10, scale=0, offset=0, counts=[3, 2], zero_count=1)])))
         temperature = gauge_metric("temperature", [
@@ -99,7 +88,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             number_point({"host": "b"}, 10, 10)])
         temperature.unit = "Cel"
         temperature.description = "room temperature"
-        post_otlp(s, request(temperature))
+        s.export(request(temperature))
         yield s
     finally:
         s.kill()
@@ -210,10 +199,10 @@ def test_long_ranges_come_from_rollups(tmp_path: Path) -> None:
     try:
         s.wait_ready()
         day = 86400
-        post_otlp(s, request(gauge_metric("load", [
+        s.export(request(gauge_metric("load", [
             number_point({"host": h}, t, float((t // 600) % 6) + (h == "b"))
             for h in ("a", "b") for t in range(0, 8 * day, 600)])))
-        post_otlp(s, request(sum_metric("served", [
+        s.export(request(sum_metric("served", [
             number_point({"host": "a"}, t, t // 60, start=-60)
             for t in range(0, 8 * day, 600)])))
         wait_until(lambda: get(s, "/api/v1/status")[1]["rollups"]["watermarks"]["1h"],
@@ -302,7 +291,7 @@ def now_point(value: float, host: str = "live") -> metrics_pb2.Metric:
 
 
 def test_stream_pushes_new_points(server: ServerProcess) -> None:
-    post_otlp(server, request(now_point(5.0)))
+    server.export(request(now_point(5.0)))
     url = (f"http://{server.api}/api/v1/stream?metric=live.gauge&agg=max&range=10m&step=10m")
     events: list[dict[str, Any]] = []
     done = threading.Event()
@@ -325,11 +314,11 @@ def test_stream_pushes_new_points(server: ServerProcess) -> None:
     wait_until(lambda: events, message="the first event")
     first = [p[1] for e in events for s in e["series"] for p in s["points"]]
     assert first == [5.0]
-    post_otlp(server, request(now_point(9.0)))
+    server.export(request(now_point(9.0)))
     wait_until(lambda: any(p[1] == 9.0 for e in events for s in e["series"]
                            for p in s["points"]), message="the updated max")
     done.set()
-    post_otlp(server, request(now_point(1.0)))  # wakes the reader to end
+    server.export(request(now_point(1.0)))  # wakes the reader to end
     reader.join(10)
 
 
@@ -340,7 +329,7 @@ def test_queries_while_ingest_continues(server: ServerProcess) -> None:
     def ingest() -> None:
         nonlocal sent
         while not stop.is_set():
-            post_otlp(server, request(gauge_metric("busy", [
+            server.export(request(gauge_metric("busy", [
                 number_point({"i": str(i)}, 100 + sent, float(i)) for i in range(200)])))
             sent += 1
 

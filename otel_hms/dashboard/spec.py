@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import ConfigError
 from ..query_spec import COUNTER_AGGS, NUMBER_AGGS, QUANTILE_AGG, QueryParamError, parse_duration
+from ..yaml_file import YamlFileError, read_yaml
 
 COLORS = ("red", "amber", "green", "blue", "grey")
 PANEL_TYPES = ("chart", "stat")
@@ -206,17 +205,9 @@ def parse_dashboard(doc: Any, name: str, dashboard_id: str) -> Dashboard:
 
 def load_dashboard(path: Path) -> Dashboard:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DashboardError(f"{path.name}: cannot read dashboard file: "
-                             f"{getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DashboardError(f"{path.name}: not valid YAML{at}: {problem}") from None
+        doc = read_yaml(str(path), "dashboard file")
+    except YamlFileError as exc:
+        raise DashboardError(f"{path.name}: {exc}") from None
     return parse_dashboard(doc, path.name, path.stem)
 
 
