@@ -104,13 +104,15 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
                                    "file with duckdb.connect() or `otel-hms serve --db` instead")
             cursor = self._con.cursor()
         try:
-            return cursor.execute(query, params).fetchall()
+            rows: list[tuple[Any, ...]] = cursor.execute(query, params).fetchall()
+            return rows
         finally:
             cursor.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the store for richer reads (``.sql(…).df()``, ``.show()``)."""
-        return self._con.cursor()
+        cursor: duckdb.DuckDBPyConnection = self._con.cursor()
+        return cursor
 
 
 __all__ = ["DuckDBMetricExporter"]
