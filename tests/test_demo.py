@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -102,7 +103,11 @@ def test_demo_command_errors() -> None:
 
 def test_wheel_carries_the_demo_and_every_subpackage(tmp_path: Path) -> None:
     """A non-editable ``pip install .`` gets the rules file and all the code."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q",
+    source = tmp_path / "src"  # a copy, so the build leaves nothing in the worktree
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "build", "*.egg-info", "__pycache__", ".*_cache",
+        "*.duckdb*"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q",
                     "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("otel_hms-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
