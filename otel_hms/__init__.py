@@ -15,10 +15,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .embedded import DuckDBMetricExporter
-    from .instrument import ConfigureError, configure, meter_provider, sql
+    from .instrument import ConfigureError, configure, meter_provider, shutdown, sql
 
 _LAZY = {"DuckDBMetricExporter": "embedded", "ConfigureError": "instrument",
-         "configure": "instrument", "meter_provider": "instrument", "sql": "instrument"}
+         "configure": "instrument", "meter_provider": "instrument", "shutdown": "instrument",
+         "sql": "instrument"}
 
 
 def __getattr__(name: str) -> Any:
@@ -28,4 +29,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["ConfigureError", "DuckDBMetricExporter", "__version__", "configure",
-           "meter_provider", "sql"]
+           "meter_provider", "shutdown", "sql"]

@@ -207,6 +207,15 @@ def configure(service_name: str | None = None, *, endpoint: str | None = None,
         return _configured.provider.get_meter(meter_name or _configured.meter_name)
 
 
+def shutdown() -> None:
+    """Export what is recorded and stop the provider ``configure`` set up (what the exit hook
+    does; call it from a server's shutdown hook when the process ends by a re-raised signal,
+    as uvicorn's does, because exit hooks do not run then)."""
+    configured = _configured
+    if configured is not None:
+        configured.provider.shutdown()
+
+
 def sql(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     """Flush the metrics and query the store of ``configure(embedded=…)``."""
     configured = _configured
@@ -217,4 +226,4 @@ def sql(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     return configured.embedded.sql(query, params)
 
 
-__all__ = ["ConfigureError", "configure", "meter_provider", "sql"]
+__all__ = ["ConfigureError", "configure", "meter_provider", "shutdown", "sql"]
