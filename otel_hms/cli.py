@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                       "5m (default: until Ctrl-C)")
     demo.add_argument("--interval", default="2s", help="export interval (default 2s)")
     demo.add_argument("--token", default=None, help="bearer token (default OTEL_HMS_AUTH_TOKEN)")
+    demo.add_argument("--rules-path", action="store_true",
+                      help="print the path of the demo's rules file and exit")
     return parser
 
 
@@ -94,8 +96,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     from .alerting.durations import parse_duration
     from .config import parse_address
-    from .demo import DemoOptions, run
+    from .demo import DemoOptions, rules_file, run
 
+    if args.rules_path:
+        print(rules_file())
+        return 0
     def seconds(text: str, flag: str) -> float:
         try:
             value: float = parse_duration(text)
