@@ -113,7 +113,8 @@ def make_exporter(endpoint: str | None = None, protocol: str | None = None,
         return DuckDBMetricExporter(embedded, preferred_temporality=preferred)
     proto = resolve_protocol(protocol)
     url = endpoint_url(endpoint, proto) if endpoint is not None else None
-    given_headers = dict(headers) if headers is not None else None
+    # gRPC metadata keys must be lower case; HTTP header names are case-insensitive.
+    given_headers = {k.lower(): v for k, v in headers.items()} if headers is not None else None
     if proto == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcExporter,

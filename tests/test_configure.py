@@ -26,7 +26,7 @@ PROBE = Path(__file__).parent / "scripts" / "configure_probe.py"
 TOKEN = "probe-token"
 DEAD = "http://127.0.0.1:9"  # nothing listens: a combination sent here would lose its point
 HEADER_ENV = {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20" + TOKEN}
-HEADER_ARG = {"authorization": "Bearer " + TOKEN}
+HEADER_ARG = {"Authorization": "Bearer " + TOKEN}  # lower-cased for gRPC metadata
 DELTA, CUMULATIVE = 1, 2
 
 
