@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..instrument import meter_provider
 from .scenario import Story
 
 TICK = 0.5
@@ -85,6 +84,8 @@ def _labels(labels: dict[str, str]) -> str:
 def run(options: DemoOptions, stop: threading.Event | None = None,
         say: Callable[[str], None] = print) -> None:
     """Tell the story until ``duration`` passes or ``stop`` is set; flush before returning."""
+    from ..instrument import meter_provider  # the SDK loads only when a demo runs
+
     stop = stop or threading.Event()
     headers = {"authorization": f"Bearer {options.token}"} if options.token else None
     providers = [meter_provider(name, endpoint=options.endpoint, protocol="grpc",
