@@ -36,6 +36,9 @@ from .storage.store import StoreLocked, known_series_ids, open_store
 from .storage.writer import StoreBusy, Writer, WriterClosed
 
 log = logging.getLogger("otel_hms.embedded")
+# DuckDB lets one process open a file twice; two writers on it would race, so one it is.
+_open_paths: set[str] = set()
+_open_lock = threading.Lock()
 
 
 class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
@@ -51,8 +54,24 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
                  max_attributes_per_point: int = 256) -> None:
         self._common_configuration(preferred_temporality, preferred_aggregation)
         self.path = os.fspath(path)
+        self._key = os.path.realpath(self.path)
+        with _open_lock:
+            if self._key in _open_paths:
+                raise StoreLocked(f"DuckDBMetricExporter: {self.path} is already open in this "
+                                  "process; share that exporter (or its MeterProvider)",
+                                  os.getpid(), "this process")
+            self._con = self._open()
+            _open_paths.add(self._key)
+        self._writer = Writer(self._con, known_series_ids(self._con))
+        self._ingest = Ingest(self._writer, Decoder(max_attributes_per_point,
+                                                    known=self._writer.known),
+                              busy_errors=(StoreBusy, WriterClosed))
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
         try:
-            self._con = open_store(self.path)
+            return open_store(self.path)
         except StoreLocked as exc:
             holder = f"pid {exc.pid}, {exc.program}" if exc.pid else "another process"
             raise StoreLocked(
@@ -60,12 +79,6 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
                 "most likely `otel-hms serve`: send to it with "
                 "otel_hms.configure(endpoint=...) or export into another file",
                 exc.pid, exc.program) from None
-        self._writer = Writer(self._con, known_series_ids(self._con))
-        self._ingest = Ingest(self._writer, Decoder(max_attributes_per_point,
-                                                    known=self._writer.known),
-                              busy_errors=(StoreBusy, WriterClosed))
-        self._lock = threading.Lock()
-        self._closed = False
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
                **kwargs: Any) -> MetricExportResult:
@@ -95,6 +108,8 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
                 self._con.execute("CHECKPOINT")
             finally:
                 self._con.close()
+                with _open_lock:
+                    _open_paths.discard(self._key)
 
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one query on the store (its own cursor) and return the rows."""

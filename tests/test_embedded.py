@@ -199,6 +199,17 @@ def test_refuses_a_file_a_server_holds(start_server: StartServer, tmp_path: Path
     assert raised.value.program
 
 
+def test_one_exporter_per_file_in_a_process(tmp_path: Path) -> None:
+    first = DuckDBMetricExporter(tmp_path / "metrics.duckdb")
+    with pytest.raises(StoreLocked) as raised:
+        DuckDBMetricExporter(f"{tmp_path}/./metrics.duckdb")
+    assert str(raised.value) == (
+        f"DuckDBMetricExporter: {tmp_path}/./metrics.duckdb is already open in this process; "
+        "share that exporter (or its MeterProvider)")
+    first.shutdown()
+    DuckDBMetricExporter(tmp_path / "metrics.duckdb").shutdown()  # free again once shut down
+
+
 SCRIPT = """\
 import sys
 import otel_hms
