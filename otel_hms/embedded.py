@@ -71,7 +71,7 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
-            return open_store(self.path)
+            con: duckdb.DuckDBPyConnection = open_store(self.path)
         except StoreLocked as exc:
             holder = f"pid {exc.pid}, {exc.program}" if exc.pid else "another process"
             raise StoreLocked(
@@ -79,6 +79,7 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
                 "most likely `otel-hms serve`: send to it with "
                 "otel_hms.configure(endpoint=...) or export into another file",
                 exc.pid, exc.program) from None
+        return con
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
                **kwargs: Any) -> MetricExportResult:
