@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import trustme
+
 from otel_hms.demo import demo_dir, rules_file
 
 from conftest import ServerProcess, StartServer, wait_until
@@ -124,3 +126,18 @@ def test_wheel_carries_the_demo_and_every_subpackage(tmp_path: Path) -> None:
             assert f"{package}/{relative}" in names, relative
     for data in demo_dir().rglob("*.yaml"):
         assert f"otel_hms/demo/{data.relative_to(demo_dir()).as_posix()}" in names
+
+
+def test_serve_demo_refuses_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_hms", "serve", "--demo", "--db", str(tmp_path / "d.duckdb"),
+         "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem")],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "Error: --demo: the demo sends plain OTLP to this server; leave out "
+           "--tls-cert/--tls-key\n")
+    assert not (tmp_path / "d.duckdb").exists()
