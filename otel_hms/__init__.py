@@ -1,10 +1,32 @@
 """otel-hms: an OpenTelemetry metrics backend in one ``pip install``.
 
-OTLP (gRPC and HTTP) in, DuckDB tables out, plain SQL on top.
+OTLP (gRPC and HTTP) in, DuckDB tables out, plain SQL on top.  For services:
+``otel_hms.configure(service_name=…)`` sets up the SDK in one line, and
+``otel_hms.DuckDBMetricExporter`` writes a script's metrics into a store file with no server.
+They load the SDK on first use, so the ``otel-hms`` command starts quickly.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from .embedded import DuckDBMetricExporter
+    from .instrument import ConfigureError, configure, meter_provider, shutdown, sql
+
+_LAZY = {"DuckDBMetricExporter": "embedded", "ConfigureError": "instrument",
+         "configure": "instrument", "meter_provider": "instrument", "shutdown": "instrument",
+         "sql": "instrument"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ConfigureError", "DuckDBMetricExporter", "__version__", "configure",
+           "meter_provider", "shutdown", "sql"]

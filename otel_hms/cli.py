@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from . import export_cli
 from .alerting import cli as rules_cli
 from .config import ConfigError, resolve
+from .demo import command as demo_cli
 from .settings import SETTINGS
 
 
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(s.flag, dest=s.name, default=None, metavar=s.name.upper(),
                            action="append" if s.multiple else "store",
                            help=f"{s.help} (default {s.default or 'none'}; env {s.env})")
+    demo_cli.add_serve_flag(serve)
 
     sql = sub.add_parser("sql", help="run a read-only SQL query on a running server")
     sql.add_argument("query", help="one SELECT statement")
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--token", default=None, help="bearer token (default OTEL_HMS_AUTH_TOKEN)")
     rules_cli.add_parser(sub)
     export_cli.add_parser(sub)
+    demo_cli.add_parser(sub)
     return parser
 
 
@@ -46,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(rules_cli.run(args))
         if args.command == "export":
             return export_cli.run(args)
+        if args.command == "demo":
+            return demo_cli.run_command(args)
         return _sql(args)
     except KeyboardInterrupt:
         return 130
@@ -65,7 +70,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = resolve(flags, args.config)
     logging.basicConfig(level=settings["log_level"].upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return serve(settings)
+    if not args.demo:
+        return serve(settings)
+    settings, companion = demo_cli.for_serve(settings)
+    return serve(settings, companion)
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -156,7 +157,10 @@ class Server:
         log.info("stopped; store closed cleanly")
 
 
-def serve(settings: dict[str, Any]) -> int:
+def serve(settings: dict[str, Any],
+          companion: Callable[[Server], Callable[[], None]] | None = None) -> int:
+    """Run until SIGTERM/SIGINT.  ``companion`` (e.g. the demo's driver) is started once the
+    server is ready and stopped, by the function it returns, before the server stops."""
     server = Server(settings)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -172,8 +176,11 @@ def serve(settings: dict[str, Any]) -> int:
 
     signal.signal(signal.SIGHUP, on_hangup)
     server.start()
+    stop_companion = companion(server) if companion is not None else None
     try:
         server.wait()
     finally:
+        if stop_companion is not None:
+            stop_companion()
         server.stop()
     return 0

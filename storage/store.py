@@ -20,7 +20,12 @@ class StoreError(Exception):
 
 
 class StoreLocked(StoreError):
-    """Another process holds the file."""
+    """Another process holds the file; ``pid`` and ``program`` say which (when DuckDB tells)."""
+
+    def __init__(self, message: str, pid: int | None = None, program: str = "") -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.program = program
 
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
@@ -36,10 +41,11 @@ def open_store(path: str) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as exc:
         held = _LOCK_HOLDER.search(str(exc))
         if held:
+            program = os.path.basename(held["exe"])
             raise StoreLocked(
                 f"--db: {path} is locked by another process (pid {held['pid']}, "
-                f"{os.path.basename(held['exe'])}); stop it or use `otel-hms sql` to query it"
-            ) from None
+                f"{program}); stop it or use `otel-hms sql` to query it",
+                int(held["pid"]), program) from None
         raise StoreError(f"--db: cannot open {path}: {exc}") from None
     except duckdb.Error as exc:
         raise StoreError(f"--db: {path} is not a usable DuckDB file: {exc}") from None

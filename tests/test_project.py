@@ -19,7 +19,8 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_exported_members() -> None:
-    assert otel_hms.__all__ == ["__version__"]
+    assert otel_hms.__all__ == ["ConfigureError", "DuckDBMetricExporter", "__version__",
+                                "configure", "meter_provider", "shutdown", "sql"]
     assert otel_hms.receiver.__all__ == ["DecodedBatch", "Decoder", "SeriesRow"]
     assert otel_hms.storage.__all__ == ["StoreBusy", "StoreError", "StoreLocked", "Writer",
                                         "WriterClosed", "known_series_ids", "open_store"]

@@ -1,0 +1,134 @@
+"""``DuckDBMetricExporter``: an OpenTelemetry SDK exporter that writes into a store file in
+process, with no server, through the receiver's own decoder and the store's one writer.
+
+The SDK's ``MetricsData`` is encoded into the very OTLP request the stock exporters send
+(``encode_metrics``) and handed to the ``Ingest`` path ``otel-hms serve`` uses, so a point
+exported here lands in exactly the rows it would over OTLP: one schema, one writer path.
+Temporality and histogram aggregation follow the stock exporters' rules, including
+``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` and
+``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import duckdb
+from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import (
+    OTLPMetricExporterMixin,
+)
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.metrics.view import Aggregation
+
+from .receiver.decode import Decoder
+from .receiver.errors import ExportError
+from .receiver.ingest import Ingest
+from .storage.store import StoreLocked, known_series_ids, open_store
+from .storage.writer import StoreBusy, Writer, WriterClosed
+
+log = logging.getLogger("otel_hms.embedded")
+# DuckDB lets one process open a file twice; two writers on it would race, so one it is.
+_open_paths: set[str] = set()
+_open_lock = threading.Lock()
+
+
+class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
+    """Export SDK metrics straight into the otel-hms store at ``path`` (created if missing).
+
+    The file is held by this process until ``shutdown`` (the SDK calls it at exit); a file
+    that a running ``otel-hms serve`` holds is refused with ``StoreLocked``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str],
+                 preferred_temporality: dict[type, AggregationTemporality] | None = None,
+                 preferred_aggregation: dict[type, Aggregation] | None = None,
+                 max_attributes_per_point: int = 256) -> None:
+        self._common_configuration(preferred_temporality, preferred_aggregation)
+        self.path = os.fspath(path)
+        self._key = os.path.realpath(self.path)
+        with _open_lock:
+            if self._key in _open_paths:
+                raise StoreLocked(f"DuckDBMetricExporter: {self.path} is already open in this "
+                                  "process; share that exporter (or its MeterProvider)",
+                                  os.getpid(), "this process")
+            self._con = self._open()
+            _open_paths.add(self._key)
+        self._writer = Writer(self._con, known_series_ids(self._con))
+        self._ingest = Ingest(self._writer, Decoder(max_attributes_per_point,
+                                                    known=self._writer.known),
+                              busy_errors=(StoreBusy, WriterClosed))
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            con: duckdb.DuckDBPyConnection = open_store(self.path)
+        except StoreLocked as exc:
+            holder = f"pid {exc.pid}, {exc.program}" if exc.pid else "another process"
+            raise StoreLocked(
+                f"DuckDBMetricExporter: {self.path} is held by another process ({holder}), "
+                "most likely `otel-hms serve`: send to it with "
+                "otel_hms.configure(endpoint=...) or export into another file",
+                exc.pid, exc.program) from None
+        return con
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
+               **kwargs: Any) -> MetricExportResult:
+        """Decode and commit; returns once the points are in the file."""
+        with self._lock:
+            if self._closed:
+                log.warning("DuckDBMetricExporter: export after shutdown is ignored")
+                return MetricExportResult.FAILURE
+            try:
+                self._ingest.export(encode_metrics(metrics_data), f"embedded {self.path}")
+            except ExportError as exc:
+                log.warning("DuckDBMetricExporter: export to %s failed: %s", self.path, exc)
+                return MetricExportResult.FAILURE
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True  # every export has committed before it returned
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Commit what is queued, checkpoint and release the file; later calls do nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._writer.close(timeout_millis / 1000)
+            try:
+                self._con.execute("CHECKPOINT")
+            finally:
+                self._con.close()
+                with _open_lock:
+                    _open_paths.discard(self._key)
+
+    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one query on the store (its own cursor) and return the rows."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"DuckDBMetricExporter: {self.path} is closed; open the "
+                                   "file with duckdb.connect() or `otel-hms serve --db` instead")
+            cursor = self._con.cursor()
+        try:
+            rows: list[tuple[Any, ...]] = cursor.execute(query, params).fetchall()
+            return rows
+        finally:
+            cursor.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the store for richer reads (``.sql(…).df()``, ``.show()``)."""
+        cursor: duckdb.DuckDBPyConnection = self._con.cursor()
+        return cursor
+
+
+__all__ = ["DuckDBMetricExporter"]
