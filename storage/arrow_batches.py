@@ -51,6 +51,8 @@ POINT_SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
                           ("quantile_values", _QUANTILES), ("flags", pa.uint32())],
 }
 
+_POINT_ARROW = {kind: pa.schema(fields) for kind, fields in POINT_SCHEMAS.items()}
+
 SERIES_SCHEMA = pa.schema([
     ("series_id", pa.uint64()), ("metric_type", pa.string()), ("metric_name", pa.string()),
     ("metric_description", pa.string()), ("metric_unit", pa.string()),
@@ -68,14 +70,26 @@ SERIES_SCHEMA = pa.schema([
 _US_UTC = pa.timestamp("us", tz="UTC")
 
 
-def points_table(kind: str, columns: dict[str, list[Any]]) -> pa.Table:
-    """One kind's decoded columns as an Arrow table, plus the TIMESTAMPTZ ``time`` column."""
-    arrays = [pa.array(columns[name], type=dtype) for name, dtype in POINT_SCHEMAS[kind]]
-    names = [name for name, _ in POINT_SCHEMAS[kind]]
-    micros = pc.divide(arrays[2], pa.scalar(1000, pa.int64()))
-    arrays.append(micros.cast(_US_UTC))
-    names.append("time")
-    return pa.Table.from_arrays(arrays, names=names)
+def points_table(kind: str, columns: dict[str, list[Any]], tables: Iterable[pa.Table] = ()
+                 ) -> pa.Table | None:
+    """One kind's points as one Arrow table, plus the TIMESTAMPTZ ``time`` column.
+
+    ``columns`` are the decoder's lists, ``tables`` what it read in bulk (same columns, no
+    ``time``); None when both are empty.
+    """
+    schema = _POINT_ARROW[kind]
+    parts = [t for t in tables if t.num_rows]
+    if columns.get("series_id"):
+        parts.append(pa.Table.from_arrays(
+            [pa.array(columns[f.name], type=f.type) for f in schema], schema=schema))
+    if not parts:
+        return None
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(
+        [t.cast(schema) if t.schema != schema else t for t in parts])
+    if table.schema != schema:
+        table = table.cast(schema)
+    micros = pc.divide(table.column("time_unix_nano"), pa.scalar(1000, pa.int64()))
+    return table.append_column("time", micros.cast(_US_UTC))
 
 
 def series_table(rows: Iterable[SeriesRow]) -> pa.Table:

@@ -81,8 +81,11 @@ class Writer:
 
     def submit(self, batch: DecodedBatch) -> Future[int]:
         """Queue a batch; the future resolves to its point count once committed."""
-        tables = {kind: points_table(kind, cols) for kind, cols in batch.columns.items()
-                  if cols["series_id"]}
+        tables = {}
+        for kind in {*batch.columns, *batch.tables}:
+            table = points_table(kind, batch.columns.get(kind, {}), batch.tables.get(kind, ()))
+            if table is not None:
+                tables[kind] = table
         series = series_table(batch.series.values()) if batch.series else None
         pending = _Pending(tables, series, batch.accepted)
         with self._cond:
