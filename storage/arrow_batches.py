@@ -93,9 +93,31 @@ def points_table(kind: str, columns: dict[str, list[Any]], tables: Iterable[pa.T
 
 
 def series_table(rows: Iterable[SeriesRow]) -> pa.Table:
-    """New series rows as an Arrow table (``first_seen`` is added by the writer)."""
+    """New series rows as an Arrow table (``first_seen`` is added by the writer).
+
+    The series of one resource and scope share their attribute lists (the same objects), so
+    each distinct list becomes a map once and the rows take it by index: building a map
+    array costs far more per entry than any other column.
+    """
     rows = list(rows)
     return pa.Table.from_arrays(
-        [pa.array([getattr(r, f.name) for r in rows], type=f.type) for f in SERIES_SCHEMA],
+        [_shared_column([getattr(r, f.name) for r in rows], f.type) for f in SERIES_SCHEMA],
         schema=SERIES_SCHEMA,
     )
+
+
+def _shared_column(values: list[Any], dtype: pa.DataType) -> pa.Array:
+    if not isinstance(dtype, pa.MapType) or len(values) < 2:
+        return pa.array(values, type=dtype)
+    slot_of: dict[int, int] = {}
+    distinct: list[Any] = []
+    indices = []
+    for value in values:
+        slot = slot_of.get(id(value))
+        if slot is None:
+            slot = slot_of[id(value)] = len(distinct)
+            distinct.append(value)
+        indices.append(slot)
+    if len(distinct) == len(values):
+        return pa.array(values, type=dtype)
+    return pa.array(distinct, type=dtype).take(pa.array(indices, pa.int32()))

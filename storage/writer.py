@@ -38,11 +38,17 @@ class WriterClosed(Exception):
     """The server is shutting down and takes no more writes."""
 
 
+class SeriesLost(Exception):
+    """A batch's series rows were in an earlier batch that failed; the sender retries."""
+
+
 @dataclass
 class _Pending:
     tables: dict[str, pa.Table]
     series: pa.Table | None
     points: int
+    carries: list[int] = field(default_factory=list)  # ids of the series rows in ``series``
+    needs: set[int] = field(default_factory=set)  # ids whose rows an earlier batch carries
     future: Future[int] = field(default_factory=Future)
 
 
@@ -69,6 +75,8 @@ class Writer:
         self.max_pending_points = max_pending_points
         self.stats = WriterStats()
         self._queue: list[_Pending] = []
+        # Series whose rows travel in a queued batch: later batches need not carry them.
+        self._queued_rows: set[int] = set()
         self._pending_points = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -86,14 +94,27 @@ class Writer:
             table = points_table(kind, batch.columns.get(kind, {}), batch.tables.get(kind, ()))
             if table is not None:
                 tables[kind] = table
-        series = series_table(batch.series.values()) if batch.series else None
-        pending = _Pending(tables, series, batch.accepted)
+        pending = _Pending(tables, None, batch.accepted)
         with self._cond:
             if self._closing:
                 raise WriterClosed("the server is shutting down")
             if self._queue and self._pending_points + pending.points > self.max_pending_points:
                 self.stats.rejected_busy += 1
                 raise StoreBusy(f"write queue full ({self._pending_points} points pending)")
+            # While the first points of new series arrive, every request carries their rows
+            # until they commit; one queued copy is enough (see ``_check_needs``).
+            rows = []
+            for sid, row in batch.series.items():
+                if sid in self.known:
+                    continue
+                if sid in self._queued_rows:
+                    pending.needs.add(sid)
+                else:
+                    rows.append(row)
+            if rows:
+                pending.series = series_table(rows)
+                pending.carries = [row.series_id for row in rows]
+                self._queued_rows.update(pending.carries)
             self._queue.append(pending)
             self._pending_points += pending.points
             self._cond.notify()
@@ -145,6 +166,8 @@ class Writer:
     def _finish(self, group: list[_Pending], error: BaseException | None) -> None:
         with self._cond:
             self._pending_points -= sum(item.points for item in group)
+            for item in group:
+                self._queued_rows.difference_update(item.carries)
         for item in group:
             if error is None:
                 item.future.set_result(item.points)
@@ -165,6 +188,7 @@ class Writer:
                 by_kind[kind].append(table)
             if item.series is not None:
                 series.append(item.series)
+        self._check_needs(group)
         con = self._con
         con.execute("BEGIN")
         new_ids = self._insert_series(series)
@@ -177,6 +201,14 @@ class Writer:
         self.stats.batches_committed += len(group)
         self.stats.commits += 1
         self.stats.series_created += len(new_ids)
+
+    def _check_needs(self, group: list[_Pending]) -> None:
+        """Every series a batch's points need is stored or comes with this group."""
+        carried = {sid for item in group for sid in item.carries}
+        for item in group:
+            lost = [sid for sid in item.needs if sid not in self.known and sid not in carried]
+            if lost:
+                raise SeriesLost(f"{len(lost)} new series came in a batch that failed; retry")
 
     def _insert_series(self, tables: list[pa.Table]) -> list[int]:
         if not tables:
