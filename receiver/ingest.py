@@ -80,7 +80,7 @@ class Ingest:
             self._wait(future)
         return response_for(batch)
 
-    async def export_async(self, request: ExportMetricsServiceRequest, endpoint: str
+    async def export_async(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
                            ) -> ExportMetricsServiceResponse:
         batch, future = await asyncio.to_thread(self.start, request, endpoint)
         if future is not None:
