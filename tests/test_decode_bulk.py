@@ -9,6 +9,7 @@ series, rejections and messages.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -20,6 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from otel_hms.receiver.anyvalue import Attributes, typed
 from otel_hms.receiver.decode import DecodedBatch, Decoder
 from otel_hms.receiver.payload import parse_protobuf
 from otel_hms.storage.arrow_batches import points_table
@@ -247,3 +249,27 @@ def test_random_points_agree(numbers: list[metrics_pb2.NumberDataPoint],
             data_points=histograms, aggregation_temporality=2)))
     fast, slow = decode_both(body)
     assert fast == slow
+
+
+any_values = st.recursive(
+    st.one_of(st.builds(lambda v: AnyValue(string_value=v), st.text()),
+              st.builds(lambda v: AnyValue(int_value=v), ints),
+              st.builds(lambda v: AnyValue(double_value=v), doubles),
+              st.builds(lambda v: AnyValue(bool_value=v), st.booleans()),
+              st.builds(lambda v: AnyValue(bytes_value=v), st.binary(max_size=8)),
+              st.just(AnyValue())),
+    lambda inner: st.builds(lambda vs: AnyValue(array_value={"values": vs}),
+                            st.lists(inner, max_size=3)),
+    max_leaves=6)
+
+
+@settings(max_examples=80, deadline=None, database=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "é", "", "a\u2028", "z"]), any_values),
+                max_size=6))
+def test_attribute_json_is_what_json_dumps_writes(pairs: list[tuple[str, AnyValue]]) -> None:
+    """Series ids hash this text: it must not change with how it is put together."""
+    kvs = [KeyValue(key=k, value=v) for k, v in pairs]
+    expected = json.dumps({kv.key: typed(kv.value) for kv in kvs}, sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=False)
+    assert Attributes(kvs).typed_json == expected
+    assert Attributes(kvs).typed_json == expected  # from the cache
