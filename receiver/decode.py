@@ -332,12 +332,14 @@ class Decoder:
     # -- series -----------------------------------------------------------------------------
 
     def series_id(self, batch: DecodedBatch, ctx: _Context, key: bytes,
-                  attributes: Any, flags: int = 0) -> int:
+                  attributes: Any, flags: int = 0, bulk_key: bool = False) -> int:
         """The series id of a point whose attribute cache key is ``key`` (the slow path).
 
         Series already committed go to ``_slots``, which the hot loop reads without
         further checks; series still on their way to the store wait in ``_pending`` with
         their row, so each batch until the commit carries the row without rebuilding it.
+        A ``bulk_key`` (the key of a canonical point, see ``number_points``) goes to
+        ``_slots`` at once, with the row.
         """
         pending_key = (ctx.digest, key)
         pending = self._pending.get(pending_key)
@@ -355,7 +357,9 @@ class Decoder:
             return sid
         if row is None:
             row = self._series_row(ctx, Attributes(attributes), sid)
-        if pending is None:
+        if bulk_key:
+            self._remember(ctx.digest, key, sid, flags, row)
+        elif pending is None:
             if len(self._pending) >= _SERIES_CACHE_LIMIT // 4:
                 # Rows are rebuilt on the next miss; iterating ``known`` here would race the
                 # writer thread that adds to it.
@@ -364,10 +368,23 @@ class Decoder:
         batch.series.setdefault(sid, row)
         return sid
 
-    def _remember(self, digest: bytes, key: bytes, sid: int, flags: int) -> None:
+    def _remember(self, digest: bytes, key: bytes, sid: int, flags: int,
+                  row: SeriesRow | None = None) -> None:
         if len(self._slots) >= _SERIES_CACHE_LIMIT:
             self._slots = SeriesSlots()  # replaced, not cleared: readers may hold the old one
-        self._slots.add(digest, key, sid, flags)
+        self._slots.add(digest, key, sid, flags, row)
+
+    def _pending_slots(self, batch: DecodedBatch, table: SeriesSlots, slots: list[int]
+                       ) -> None:
+        """Rows of the not yet committed series among ``slots`` go with the batch."""
+        for slot in table.pending_slots(slots):
+            row = table.rows[slot]
+            if row is None:
+                continue
+            if row.series_id in self.known:
+                table.confirm(slot)
+            else:
+                batch.series.setdefault(row.series_id, row)
 
     @staticmethod
     def _series_row(ctx: _Context, attrs: Attributes, sid: int) -> SeriesRow:
@@ -427,6 +444,12 @@ class Decoder:
                 batch.accepted += self._number_point(batch, ctx, cols, buf[body:end])
 
     def _bulk_points(self, batch: DecodedBatch) -> None:
+        for _, _, found in batch.scans:
+            if found.table.pending_count:
+                self._pending_slots(batch, found.table, found.plain_slots + found.started_slots)
+        for _, _, hist_found in batch.histogram_scans:
+            if hist_found.table.pending_count:
+                self._pending_slots(batch, hist_found.table, hist_found.slots)
         by_kind: dict[str, list[tuple[_Context, bytes, number_points.NumberScan]]] = {}
         for item in batch.scans:
             by_kind.setdefault(item[0].metric_type, []).append(item)
@@ -480,6 +503,7 @@ class Decoder:
         slot = slots.lookup(ctx.digest).get(key)
         if slot is not None:
             sid, flags = slots.sid_list[slot], slots.flag_list[slot]
+            self._pending_slots(batch, slots, [slot])
         elif dp.SerializeToString() != raw:
             # Fields out of order or repeated (the last one wins): only the parsed message
             # says what the point holds, and its key must not stand for others.
@@ -504,7 +528,7 @@ class Decoder:
         if len(dp.attributes) > self.max_attributes:
             self._check_point(batch, ctx, dp)
             return None
-        return self.series_id(batch, ctx, key, dp.attributes, dp.flags), dp.flags
+        return self.series_id(batch, ctx, key, dp.attributes, dp.flags, bulk_key=True), dp.flags
 
     def _number_point_slow(self, batch: DecodedBatch, ctx: _Context,
                            cols: dict[str, list[Any]], dp: Any) -> int:
@@ -548,12 +572,12 @@ class Decoder:
             batch.reject(1, f"metric {ctx.metric_name!r}: {problem}")
             return
         key = self._common(batch, ctx, cols, dp, _HISTOGRAM_ATTRIBUTES)
-        if (key[:1] == b"\x00" and cols["series_id"][-1] in self.known
+        sid = cols["series_id"][-1]
+        if (key[:1] == b"\x00" and self._slots.lookup(ctx.digest).get(key[1:]) is None
                 and dp.SerializeToString() == raw):
             # the bulk path looks series up by the bare attribute run
-            sid = cols["series_id"][-1]
-            if self._slots.lookup(ctx.digest).get(key[1:]) != sid:
-                self._remember(ctx.digest, key[1:], sid, 0)
+            self._remember(ctx.digest, key[1:], sid, 0,
+                           None if sid in self.known else batch.series.get(sid))
         cols["count"].append(dp.count)
         cols["sum"].append(dp.sum if dp.HasField("sum") else None)
         cols["min"].append(dp.min if dp.HasField("min") else None)

@@ -2,8 +2,9 @@
 
 Each request is decoded twice by two decoders: one from its bytes (``decode_bytes``, the gRPC
 path) and one from the parsed message (``decode``, the path every odd request falls back to).
-The first pass fills the series caches; the series are then marked committed, so the second
-pass takes the bulk paths for every cached series.  Both passes must give the same rows,
+The first pass fills the series caches; a second one finds them not yet committed (their
+rows must come along again); the series are then marked committed, so the next passes take
+the bulk paths for every cached series.  Both passes must give the same rows,
 series, rejections and messages.
 """
 
@@ -70,6 +71,9 @@ def decode_both(body: bytes) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     cold_bytes = by_bytes.decode_bytes(body)
     cold_message = by_message.decode(parse_protobuf(body))
     assert summary(cold_bytes) == summary(cold_message)
+    # not committed yet: the series rows come again, now from the bulk path's slots
+    assert summary(by_bytes.decode_bytes(body)) == summary(
+        by_message.decode(parse_protobuf(body)))
     by_bytes.known.update(cold_bytes.series)
     by_message.known.update(cold_message.series)
     warm = by_bytes.decode_bytes(body), by_message.decode(parse_protobuf(body))
