@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from .series_slots import SeriesSlots
 
-_TIME, _START, _DOUBLE, _INT, _DATA_POINT = 0x19, 0x11, 0x21, 0x31, 0x0A
+_TIME, _START, _DOUBLE, _INT = 0x19, 0x11, 0x21, 0x31
 # Heads of a point without / with start_time_unix_nano: tag + fixed64 per field.
 _HEAD = np.dtype({"names": ["time_tag", "time", "value_tag", "value"],
                   "formats": ["u1", "<i8", "u1", "<i8"], "offsets": [0, 1, 9, 10],
@@ -61,11 +61,13 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> NumberScan:
     """
     out = NumberScan(table)
     get = table.lookup(digest).get
-    plain, plain_slots, started, started_slots = (out.plain, out.plain_slots, out.started,
-                                                  out.started_slots)
+    # Bound methods and literal tags (0x0a data point, 0x19 time, 0x11 start): this loop
+    # runs once per point.
+    add_plain, add_plain_slot = out.plain.append, out.plain_slots.append
+    add_started, add_started_slot = out.started.append, out.started_slots.append
     rare = out.rare.append
     pos, n = 0, len(buf)
-    while pos < n and buf[pos] == _DATA_POINT:
+    while pos < n and buf[pos] == 0x0A:
         length = buf[pos + 1]
         body = pos + 2
         if length >= 0x80:  # most points are 128..16383 bytes: a two-byte length
@@ -75,22 +77,22 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> NumberScan:
                 body += 1
             else:
                 length, body = varint(buf, pos + 1)
-        end = pos = body + length
+        pos = body + length
         if length >= 18:
             head = buf[body]
-            if head == _TIME:
-                slot = get(buf[body + 18:end])
+            if head == 0x19:
+                slot = get(buf[body + 18:pos])
                 if slot is not None:
-                    plain.append(body)
-                    plain_slots.append(slot)
+                    add_plain(body)
+                    add_plain_slot(slot)
                     continue
-            elif head == _START and length >= 27:
-                slot = get(buf[body + 27:end])
+            elif head == 0x11 and length >= 27:
+                slot = get(buf[body + 27:pos])
                 if slot is not None:
-                    started.append(body)
-                    started_slots.append(slot)
+                    add_started(body)
+                    add_started_slot(slot)
                     continue
-        rare((body, end))
+        rare((body, pos))
     if pos > n:
         raise ValueError("a data point runs past its message")
     out.stop = pos
