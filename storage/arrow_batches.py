@@ -6,6 +6,7 @@ writer thread, keeps the single writer doing nothing but inserts and commits.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,6 +69,7 @@ SERIES_SCHEMA = pa.schema([
 ])
 
 _US_UTC = pa.timestamp("us", tz="UTC")
+_SERIES_FIELDS = operator.attrgetter(*SERIES_SCHEMA.names)
 
 
 def points_table(kind: str, columns: dict[str, list[Any]], tables: Iterable[pa.Table] = ()
@@ -100,8 +102,11 @@ def series_table(rows: Iterable[SeriesRow]) -> pa.Table:
     array costs far more per entry than any other column.
     """
     rows = list(rows)
+    if not rows:
+        return SERIES_SCHEMA.empty_table()
+    columns = zip(*map(_SERIES_FIELDS, rows))
     return pa.Table.from_arrays(
-        [_shared_column([getattr(r, f.name) for r in rows], f.type) for f in SERIES_SCHEMA],
+        [_shared_column(list(values), f.type) for f, values in zip(SERIES_SCHEMA, columns)],
         schema=SERIES_SCHEMA,
     )
 

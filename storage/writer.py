@@ -17,7 +17,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from otel_hms.receiver.decode import DecodedBatch
 
@@ -26,6 +28,8 @@ from .schema import POINT_TABLES
 
 log = logging.getLogger("otel_hms.writer")
 
+_OWNER_COLUMNS = ("resource_attributes", "resource_attributes_typed", "scope_attributes",
+                  "scope_attributes_typed")
 # A group commit stops taking batches past this many points, to bound transaction size.
 _GROUP_POINTS = 250_000
 # Each insert statement has a fixed cost of a few milliseconds, most of a small insert's: a
@@ -233,8 +237,36 @@ class Writer:
                 keep.append(i)
                 new_ids.append(sid)
         if keep:
-            self._insert("series", table.take(keep), ", now() AS first_seen")
+            self._insert_rows(table.take(keep))
         return new_ids
+
+    def _insert_rows(self, table: pa.Table) -> None:
+        """Insert series rows, each resource and scope's maps and JSON converted once.
+
+        The series of one resource and scope repeat its attribute maps and JSON (often a
+        kilobyte); DuckDB converts and checks an Arrow map or JSON value per row, so they go
+        in a small table of distinct owners that the INSERT joins back.
+        """
+        owner_key = pc.binary_join_element_wise(
+            table.column("resource_attributes_typed"), table.column("scope_attributes_typed"),
+            "\x00")
+        codes = pc.dictionary_encode(owner_key).combine_chunks().indices
+        code_array = np.asarray(codes.to_numpy(zero_copy_only=False), np.int32)
+        _, first = np.unique(code_array, return_index=True)
+        owners = table.select(list(_OWNER_COLUMNS)).take(pa.array(first)).append_column(
+            "owner_idx", pa.array(np.arange(len(first), dtype=np.int32)))
+        rows = table.drop_columns(list(_OWNER_COLUMNS)).append_column(
+            "owner_idx", pa.array(code_array))
+        con = self._con
+        con.register("_otel_hms_rows", rows)
+        con.register("_otel_hms_owners", owners)
+        try:
+            con.execute("INSERT INTO series BY NAME SELECT r.* EXCLUDE (owner_idx), "
+                        "o.* EXCLUDE (owner_idx), now() AS first_seen FROM _otel_hms_rows r "
+                        "JOIN _otel_hms_owners o USING (owner_idx)")
+        finally:
+            con.unregister("_otel_hms_rows")
+            con.unregister("_otel_hms_owners")
 
     def _append(self, table_name: str, table: pa.Table) -> None:
         """Insert ``table`` (every column of ``table_name``, in any order).
@@ -248,11 +280,3 @@ class Writer:
                 "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
                 "ORDER BY column_index", [table_name]).fetchall()]
         self._con.from_arrow(table.select(order)).insert_into(table_name)
-
-    def _insert(self, table_name: str, table: pa.Table, extra: str) -> None:
-        con = self._con
-        con.register("_otel_hms_batch", table)
-        try:
-            con.execute(f"INSERT INTO {table_name} BY NAME SELECT *{extra} FROM _otel_hms_batch")
-        finally:
-            con.unregister("_otel_hms_batch")
