@@ -132,17 +132,39 @@ def _go_json(value: JSONValue) -> str:
     return "{" + ",".join(f"{_go_json(k)}:{_go_json(value[k])}" for k in sorted(value)) + "}"
 
 
+# KeyValue bytes -> (key, string form, '"key":typed JSON'): a fleet's series share most of
+# their attribute values, so each is rendered once.
+_KV_CACHE: dict[bytes, tuple[str, str, str]] = {}
+_KV_CACHE_LIMIT = 200_000
+
+
+def _rendered(kv: KeyValue) -> tuple[str, str, str]:
+    raw = kv.SerializeToString()
+    hit = _KV_CACHE.get(raw)
+    if hit is None:
+        fragment = json.dumps({kv.key: typed(kv.value)}, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False)[1:-1]
+        hit = (kv.key, text(kv.value), fragment)
+        if len(_KV_CACHE) < _KV_CACHE_LIMIT:
+            _KV_CACHE[raw] = hit
+    return hit
+
+
 class Attributes:
-    """One attribute set in both forms; later duplicate keys win, as in the SDKs."""
+    """One attribute set in both forms; later duplicate keys win, as in the SDKs.
+
+    ``typed_json`` is ``json.dumps`` of the key -> typed value map with sorted keys, put
+    together from each attribute's rendered fragment (the same bytes).
+    """
 
     __slots__ = ("strings", "typed_json")
 
     def __init__(self, kvs: Iterable[KeyValue]) -> None:
         strings: dict[str, str] = {}
-        typed_map: dict[str, JSONValue] = {}
+        fragments: dict[str, str] = {}
         for kv in kvs:
-            strings[kv.key] = text(kv.value)
-            typed_map[kv.key] = typed(kv.value)
+            key, string, fragment = _rendered(kv)
+            strings[key] = string
+            fragments[key] = fragment
         self.strings = sorted(strings.items())
-        self.typed_json = json.dumps(typed_map, sort_keys=True, separators=(",", ":"),
-                                     ensure_ascii=False)
+        self.typed_json = "{" + ",".join(fragments[k] for k in sorted(fragments)) + "}"

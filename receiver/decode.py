@@ -1,10 +1,13 @@
 """Decode an OTLP ``ExportMetricsServiceRequest`` into columnar batches for the store.
 
-The walk over parsed points is where ingest time goes in Python, so it does the least per
-point: it reads the scalar fields into column lists and finds the series id through a cache
-keyed by the point's serialized attribute bytes.  Everything per series (typed attributes,
-the canonical identity hash) is computed once, on a cache miss.  Invalid points are rejected
-one by one (OTLP ``partial_success``); the rest of the request is kept.
+Per-point Python is where ingest time goes, so it does the least per point.  A serialized
+request is walked as bytes down to each metric's points (``wire``); points of series already
+committed are found by their attribute bytes (``SeriesSlots``) and read in bulk with numpy
+(``number_points``, ``histogram_points``).  Everything else — the first point of a series,
+exemplars, exponential histograms, summaries, any request not in the plain form — is parsed
+by upb and read field by field, with the same results.  Everything per series (typed
+attributes, the canonical identity hash) is computed once, on a cache miss.  Invalid points
+are rejected one by one (OTLP ``partial_success``); the rest of the request is kept.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from . import histogram_points, number_points, wire
 from .anyvalue import Attributes, typed
+from .payload import parse_protobuf
+from .series_slots import SeriesSlots
 
 MAX_INT64 = (1 << 63) - 1
 # Serialized NumberDataPoint prefixes the hot loop reads in one unpack: start_time_unix_nano
@@ -33,6 +41,7 @@ _TIME_DOUBLE = struct.Struct("<xqxd").unpack_from
 _TIME_INT = struct.Struct("<xqxq").unpack_from
 _SERIES_CACHE_LIMIT = 1_000_000
 _MAX_MESSAGES = 5
+_OWNER_CACHE_LIMIT = 4096
 
 KIND_BY_FIELD = {
     "gauge": "gauge",
@@ -84,14 +93,23 @@ class SeriesRow:
 
 @dataclass
 class DecodedBatch:
-    """Columns per metric kind, the series they reference, and what was rejected."""
+    """Columns per metric kind, the series they reference, and what was rejected.
+
+    Points read field by field are in ``columns`` (lists); points read in bulk are already
+    Arrow tables in ``tables``, with the same columns.
+    """
 
     columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    tables: dict[str, list[pa.Table]] = field(default_factory=dict)
     series: dict[int, SeriesRow] = field(default_factory=dict)
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     problems: int = 0
+    # Number points found by ``number_points.scan`` while decoding, read in bulk at the end.
+    scans: list[tuple[_Context, bytes, number_points.NumberScan]] = field(default_factory=list)
+    histogram_scans: list[tuple[_Context, bytes, histogram_points.HistogramScan]] = field(
+        default_factory=list)
 
     def reject(self, count: int, message: str) -> None:
         """Count ``count`` rejected points; the first few messages are kept for the reply."""
@@ -112,6 +130,29 @@ class DecodedBatch:
         more = self.problems - len(self.errors)
         extra = f"; and {more} more problems like these" if more > 0 else ""
         return "; ".join(self.errors) + extra
+
+
+@dataclass(frozen=True, eq=False)
+class _Owner:
+    """The resource and scope a group of metrics shares."""
+
+    resource: Attributes
+    service_name: str | None
+    resource_dropped: int
+    resource_schema_url: str
+    scope_name: str
+    scope_version: str
+    scope: Attributes
+    scope_dropped: int
+    scope_schema_url: str
+
+    @classmethod
+    def of(cls, rm: Any, sm: Any) -> _Owner:
+        resource = Attributes(rm.resource.attributes)
+        return cls(resource, dict(resource.strings).get("service.name"),
+                   rm.resource.dropped_attributes_count, rm.schema_url, sm.scope.name,
+                   sm.scope.version, Attributes(sm.scope.attributes),
+                   sm.scope.dropped_attributes_count, sm.schema_url)
 
 
 @dataclass(frozen=True)
@@ -149,24 +190,89 @@ class Decoder:
         self.known = known if known is not None else set()
         # metric context digest -> attribute key bytes -> (series id, flags of the hot loop),
         # for committed series only.
-        self._confirmed: dict[bytes, dict[bytes, tuple[int, int]]] = {}
-        self._confirmed_size = 0
+        self._slots = SeriesSlots()
         # (context digest, key) -> (series id, row) of series not yet committed.
         self._pending: dict[tuple[bytes, bytes], tuple[int, SeriesRow]] = {}
+        # Resources and scopes by their bytes, metric contexts by owner and header.
+        self._owners: dict[tuple[bytes, str, bytes, str], _Owner] = {}
+        self._contexts: dict[tuple[Any, ...], _Context] = {}
+        self._shapes: dict[tuple[Any, ...], tuple[int | None, bool | None]] = {}
 
     def decode(self, request: ExportMetricsServiceRequest) -> DecodedBatch:
         batch = DecodedBatch()
         for rm in request.resource_metrics:
-            resource = Attributes(rm.resource.attributes)
-            service = dict(resource.strings).get("service.name")
             for sm in rm.scope_metrics:
-                scope = Attributes(sm.scope.attributes)
+                owner = _Owner.of(rm, sm)
                 for metric in sm.metrics:
-                    self._decode_metric(batch, rm, resource, service, sm, scope, metric)
+                    self._decode_metric(batch, owner, metric)
+        self._bulk_points(batch)
         return batch
 
-    def _decode_metric(self, batch: DecodedBatch, rm: Any, resource: Attributes,
-                       service: str | None, sm: Any, scope: Attributes,
+    def decode_bytes(self, body: bytes) -> DecodedBatch:
+        """Decode a serialized request: walked as bytes when plain (``wire``), else parsed.
+
+        Raises ``InvalidRequest`` for a body that is not a request.
+        """
+        try:
+            return self._decode_plain(body)
+        except (wire.NotPlain, DecodeError, IndexError, ValueError):
+            return self.decode(parse_protobuf(body))
+
+    def _decode_plain(self, body: bytes) -> DecodedBatch:
+        batch = DecodedBatch()
+        for rm_start, rm_end in wire.resource_metrics(body):
+            resource, rm_schema, scopes = wire.resource_parts(body, rm_start, rm_end)
+            for sm_start, sm_end in scopes:
+                scope, sm_schema, metrics = wire.scope_parts(body, sm_start, sm_end)
+                owner = self._owner(resource, rm_schema, scope, sm_schema)
+                for start, end in metrics:
+                    m = wire.metric(body, start, end)
+                    if m is None or not m.name or not self._plain_metric(batch, owner, m):
+                        self._decode_metric(batch, owner,
+                                            metrics_pb2.Metric.FromString(body[start:end]))
+        self._bulk_points(batch)
+        return batch
+
+    def _plain_metric(self, batch: DecodedBatch, owner: _Owner, m: wire.MetricBytes) -> bool:
+        """Decode a metric from its data message's bytes; False leaves it to upb (an
+        UNSPECIFIED temporality, which is rejected there with its message).
+
+        The temporality and monotonicity are part of the metric's identity but come after
+        the points, so the points are looked up under the values this metric had last time
+        and looked up again in the rare case they changed.
+        """
+        shape_key = (owner, m.name, m.description, m.unit, m.kind)
+        shape = self._shapes.get(shape_key) or _DEFAULT_SHAPE[m.kind]
+        ctx = self._context(owner, m.name, m.description, m.unit, m.kind, *shape, None)
+        scan = _SCANNERS[m.kind]
+        found = scan(m.data, self._slots, ctx.digest)
+        actual = wire.data_tail(m.data, found.stop, m.kind)
+        if m.kind != "gauge" and actual[0] == 0:
+            return False
+        if actual != shape:
+            self._shapes[shape_key] = actual
+            ctx = self._context(owner, m.name, m.description, m.unit, m.kind, *actual, None)
+            found = scan(m.data, self._slots, ctx.digest)
+        if isinstance(found, histogram_points.HistogramScan):
+            self._histogram_found(batch, ctx, m.data, found)
+        else:
+            self._number_found(batch, ctx, m.data, found)
+        return True
+
+    def _owner(self, resource: bytes, rm_schema: str, scope: bytes, sm_schema: str) -> _Owner:
+        key = (resource, rm_schema, scope, sm_schema)
+        owner = self._owners.get(key)
+        if owner is None:
+            if len(self._owners) >= _OWNER_CACHE_LIMIT:
+                self._owners, self._contexts, self._shapes = {}, {}, {}
+            rm = metrics_pb2.ResourceMetrics(schema_url=rm_schema)
+            rm.resource.MergeFromString(resource)
+            sm = metrics_pb2.ScopeMetrics(schema_url=sm_schema)
+            sm.scope.MergeFromString(scope)
+            owner = self._owners[key] = _Owner.of(rm, sm)
+        return owner
+
+    def _decode_metric(self, batch: DecodedBatch, owner: _Owner,
                        metric: metrics_pb2.Metric) -> None:
         which = metric.WhichOneof("data")
         kind = str(which) if which else ""
@@ -189,35 +295,51 @@ class Decoder:
         if len(getattr(metric, "metadata", ())):
             metadata = json.dumps({kv.key: typed(kv.value) for kv in metric.metadata},
                                   sort_keys=True)
+        ctx = self._context(owner, metric.name, metric.description, metric.unit, kind,
+                            temporality, monotonic, metadata)
+        decode_points = _POINT_DECODERS[kind]
+        decode_points(self, batch, ctx, data)
+
+    def _context(self, owner: _Owner, name: str, description: str, unit: str, kind: str,
+                 temporality: int | None, monotonic: bool | None, metadata: str | None
+                 ) -> _Context:
+        """The metric's context, built once per owner and metric header."""
+        key = (owner, name, description, unit, kind, temporality, monotonic, metadata)
+        ctx = self._contexts.get(key)
+        if ctx is not None:
+            return ctx
         identity = json.dumps([
-            metric.name, kind, metric.unit, temporality, monotonic,
-            resource.typed_json, rm.schema_url, sm.scope.name, sm.scope.version,
-            scope.typed_json, sm.schema_url,
+            name, kind, unit, temporality, monotonic,
+            owner.resource.typed_json, owner.resource_schema_url, owner.scope_name,
+            owner.scope_version, owner.scope.typed_json, owner.scope_schema_url,
         ], separators=(",", ":"), ensure_ascii=False)
         ctx = _Context(
             digest=hashlib.blake2b(identity.encode(), digest_size=16).digest(),
-            metric_type=kind, metric_name=metric.name,
-            metric_description=metric.description, metric_unit=metric.unit,
-            aggregation_temporality=temporality, is_monotonic=monotonic,
-            service_name=service, resource=resource,
-            resource_dropped=rm.resource.dropped_attributes_count,
-            resource_schema_url=rm.schema_url, scope_name=sm.scope.name,
-            scope_version=sm.scope.version, scope=scope,
-            scope_dropped=sm.scope.dropped_attributes_count, scope_schema_url=sm.schema_url,
+            metric_type=kind, metric_name=name, metric_description=description,
+            metric_unit=unit, aggregation_temporality=temporality, is_monotonic=monotonic,
+            service_name=owner.service_name, resource=owner.resource,
+            resource_dropped=owner.resource_dropped,
+            resource_schema_url=owner.resource_schema_url, scope_name=owner.scope_name,
+            scope_version=owner.scope_version, scope=owner.scope,
+            scope_dropped=owner.scope_dropped, scope_schema_url=owner.scope_schema_url,
             metric_metadata=metadata,
         )
-        decode_points = _POINT_DECODERS[kind]
-        decode_points(self, batch, ctx, data.data_points)
+        if len(self._contexts) >= _OWNER_CACHE_LIMIT * 16:
+            self._contexts = {}
+        self._contexts[key] = ctx
+        return ctx
 
     # -- series -----------------------------------------------------------------------------
 
     def series_id(self, batch: DecodedBatch, ctx: _Context, key: bytes,
-                  attributes: Any, flags: int = 0) -> int:
+                  attributes: Any, flags: int = 0, bulk_key: bool = False) -> int:
         """The series id of a point whose attribute cache key is ``key`` (the slow path).
 
-        Series already committed go to ``_confirmed``, which the hot loop reads without
+        Series already committed go to ``_slots``, which the hot loop reads without
         further checks; series still on their way to the store wait in ``_pending`` with
         their row, so each batch until the commit carries the row without rebuilding it.
+        A ``bulk_key`` (the key of a canonical point, see ``number_points``) goes to
+        ``_slots`` at once, with the row.
         """
         pending_key = (ctx.digest, key)
         pending = self._pending.get(pending_key)
@@ -231,11 +353,13 @@ class Decoder:
             sid, row = pending
         if sid in self.known:
             self._pending.pop(pending_key, None)
-            self._remember(ctx.digest, key, (sid, flags))
+            self._remember(ctx.digest, key, sid, flags)
             return sid
         if row is None:
             row = self._series_row(ctx, Attributes(attributes), sid)
-        if pending is None:
+        if bulk_key:
+            self._remember(ctx.digest, key, sid, flags, row)
+        elif pending is None:
             if len(self._pending) >= _SERIES_CACHE_LIMIT // 4:
                 # Rows are rebuilt on the next miss; iterating ``known`` here would race the
                 # writer thread that adds to it.
@@ -244,12 +368,23 @@ class Decoder:
         batch.series.setdefault(sid, row)
         return sid
 
-    def _remember(self, digest: bytes, key: bytes, hit: tuple[int, int]) -> None:
-        if self._confirmed_size >= _SERIES_CACHE_LIMIT:
-            self._confirmed.clear()
-            self._confirmed_size = 0
-        self._confirmed.setdefault(digest, {})[key] = hit
-        self._confirmed_size += 1
+    def _remember(self, digest: bytes, key: bytes, sid: int, flags: int,
+                  row: SeriesRow | None = None) -> None:
+        if len(self._slots) >= _SERIES_CACHE_LIMIT:
+            self._slots = SeriesSlots()  # replaced, not cleared: readers may hold the old one
+        self._slots.add(digest, key, sid, flags, row)
+
+    def _pending_slots(self, batch: DecodedBatch, table: SeriesSlots, slots: list[int]
+                       ) -> None:
+        """Rows of the not yet committed series among ``slots`` go with the batch."""
+        for slot in table.pending_slots(slots):
+            row = table.rows[slot]
+            if row is None:
+                continue
+            if row.series_id in self.known:
+                table.confirm(slot)
+            else:
+                batch.series.setdefault(row.series_id, row)
 
     @staticmethod
     def _series_row(ctx: _Context, attrs: Attributes, sid: int) -> SeriesRow:
@@ -287,78 +422,105 @@ class Decoder:
 
     # -- points by kind ---------------------------------------------------------------------
 
-    def _number_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
-        """The hot loop: most points are read from their own serialization in one unpack.
+    def _number_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
+        """The hot loop: points of cached series are found here and read in bulk at the end
+        of the request (``_bulk_points``).
 
-        A NumberDataPoint serializes as [start_time][time][value][exemplars][attributes]
-        [flags] in field order; when it starts with the fixed-width fields and has no
-        exemplars, one ``struct`` call reads the times and value and the rest of the bytes is
-        the series cache key, which also determines ``flags``.  Anything else takes
-        ``_number_point_slow``, which reads fields one by one.  Rows are collected as tuples
-        and turned into columns at the end, which costs less than an append per column.
+        The rest (first points of a series, odd layouts, exemplars) go one by one through
+        ``_number_point``.
         """
-        cols = batch.kind_columns(ctx.metric_type)
-        cache_get = self._confirmed.get(ctx.digest, {}).get
-        unpack_sd, unpack_si = _START_TIME_DOUBLE, _START_TIME_INT
-        unpack_d, unpack_i = _TIME_DOUBLE, _TIME_INT
-        doubles: list[tuple[int, int, int, int, float]] = []
-        ints: list[tuple[int, int, int, int, int]] = []
-        add_double, add_int = doubles.append, ints.append
-        slow = 0
-        for dp in points:
-            raw = dp.SerializeToString()
-            if len(raw) < 18:
-                slow += self._number_point_slow(batch, ctx, cols, dp)
-                continue
-            head = raw[0]
-            if head == 0x11 and raw[9] == 0x19 and len(raw) >= 27:
-                tag = raw[18]
-                key = raw[27:]
-                if tag == 0x21:
-                    start, t, value = unpack_sd(raw)
-                elif tag == 0x31:
-                    start, t, value = unpack_si(raw)
-                else:
-                    tag = 0
-            elif head == 0x19:
-                start = 0
-                tag = raw[9]
-                key = raw[18:]
-                if tag == 0x21:
-                    t, value = unpack_d(raw)
-                elif tag == 0x31:
-                    t, value = unpack_i(raw)
-                else:
-                    tag = 0
-            else:
-                tag = 0
-            # Not the common layout, times out of range, or exemplars (0x2a) present.
-            if not tag or t <= 0 or start < 0 or key[:1] == b"\x2a":
-                slow += self._number_point_slow(batch, ctx, cols, dp)
-                continue
-            hit = cache_get(key)
-            if hit is None:
-                hit = self._series_for(batch, ctx, key, dp)
-                if hit is None:
-                    continue
+        self._number_buf(batch, ctx, data.SerializeToString())
+
+    def _number_buf(self, batch: DecodedBatch, ctx: _Context, buf: bytes) -> None:
+        self._number_found(batch, ctx, buf, number_points.scan(buf, self._slots, ctx.digest))
+
+    def _number_found(self, batch: DecodedBatch, ctx: _Context, buf: bytes,
+                      found: number_points.NumberScan) -> None:
+        if found.plain or found.started:
+            batch.scans.append((ctx, buf, found))
+        if found.rare:
+            cols = batch.kind_columns(ctx.metric_type)
+            for body, end in found.rare:
+                batch.accepted += self._number_point(batch, ctx, cols, buf[body:end])
+
+    def _bulk_points(self, batch: DecodedBatch) -> None:
+        for _, _, found in batch.scans:
+            if found.table.pending_count:
+                self._pending_slots(batch, found.table, found.plain_slots + found.started_slots)
+        for _, _, hist_found in batch.histogram_scans:
+            if hist_found.table.pending_count:
+                self._pending_slots(batch, hist_found.table, hist_found.slots)
+        by_kind: dict[str, list[tuple[_Context, bytes, number_points.NumberScan]]] = {}
+        for item in batch.scans:
+            by_kind.setdefault(item[0].metric_type, []).append(item)
+        batch.scans = []
+        for kind, items in by_kind.items():
+            table, odd = number_points.columns([(buf, found) for _, buf, found in items])
+            if table is not None:
+                batch.tables.setdefault(kind, []).append(table)
+                batch.accepted += table.num_rows
+            for i, raw in odd:
+                batch.accepted += self._number_point(batch, items[i][0],
+                                                     batch.kind_columns(kind), raw)
+        hist = batch.histogram_scans
+        batch.histogram_scans = []
+        if hist:
+            tables, rejected = histogram_points.columns([(buf, found) for _, buf, found in hist])
+            for table in tables:
+                batch.tables.setdefault("histogram", []).append(table)
+                batch.accepted += table.num_rows
+            for i, raw in rejected:
+                self._histogram_point(batch, hist[i][0], batch.kind_columns("histogram"), raw)
+
+    def _number_point(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
+                      raw: bytes) -> int:
+        """One point from its serialization: 1 if stored, 0 if rejected.
+
+        When it starts with the fixed-width fields and has no exemplars, one ``struct`` call
+        reads the times and value and the rest of the bytes is the series cache key, which
+        also determines ``flags``; anything else is parsed and read field by field.
+        """
+        tag = start = t = 0
+        value: float = 0
+        key = b""
+        if len(raw) >= 27 and raw[0] == 0x11 and raw[9] == 0x19:
+            tag, key = raw[18], raw[27:]
             if tag == 0x21:
-                add_double((hit[0], hit[1], start, t, value))
-            else:
-                add_int((hit[0], hit[1], start, t, value))
-        for rows, value_column, null_column in ((doubles, "value", "value_int"),
-                                                (ints, "value_int", "value")):
-            if not rows:
-                continue
-            sids, flags, starts, times, values = zip(*rows)
-            cols["series_id"].extend(sids)
-            cols["flags"].extend(flags)
-            cols["start_time_unix_nano"].extend(starts)
-            cols["time_unix_nano"].extend(times)
-            cols[value_column].extend(values)
-            nulls = [None] * len(rows)
-            cols[null_column].extend(nulls)
-            cols["exemplars"].extend(nulls)
-        batch.accepted += slow + len(doubles) + len(ints)
+                start, t, value = _START_TIME_DOUBLE(raw)
+            elif tag == 0x31:
+                start, t, value = _START_TIME_INT(raw)
+        elif len(raw) >= 18 and raw[0] == 0x19:
+            tag, key = raw[9], raw[18:]
+            if tag == 0x21:
+                t, value = _TIME_DOUBLE(raw)
+            elif tag == 0x31:
+                t, value = _TIME_INT(raw)
+        dp = metrics_pb2.NumberDataPoint.FromString(raw)
+        # Not the common layout, times out of range, or exemplars (0x2a) present.
+        if tag not in (0x21, 0x31) or t <= 0 or start < 0 or key[:1] == b"\x2a":
+            return self._number_point_slow(batch, ctx, cols, dp)
+        slots = self._slots
+        slot = slots.lookup(ctx.digest).get(key)
+        if slot is not None:
+            sid, flags = slots.sid_list[slot], slots.flag_list[slot]
+            self._pending_slots(batch, slots, [slot])
+        elif dp.SerializeToString() != raw:
+            # Fields out of order or repeated (the last one wins): only the parsed message
+            # says what the point holds, and its key must not stand for others.
+            return self._number_point_slow(batch, ctx, cols, dp)
+        else:
+            hit = self._series_for(batch, ctx, key, dp)
+            if hit is None:
+                return 0
+            sid, flags = hit
+        cols["series_id"].append(sid)
+        cols["flags"].append(flags)
+        cols["start_time_unix_nano"].append(start)
+        cols["time_unix_nano"].append(t)
+        cols["value" if tag == 0x21 else "value_int"].append(value)
+        cols["value_int" if tag == 0x21 else "value"].append(None)
+        cols["exemplars"].append(None)
+        return 1
 
     def _series_for(self, batch: DecodedBatch, ctx: _Context, key: bytes, dp: Any
                     ) -> tuple[int, int] | None:
@@ -366,7 +528,7 @@ class Decoder:
         if len(dp.attributes) > self.max_attributes:
             self._check_point(batch, ctx, dp)
             return None
-        return self.series_id(batch, ctx, key, dp.attributes, dp.flags), dp.flags
+        return self.series_id(batch, ctx, key, dp.attributes, dp.flags, bulk_key=True), dp.flags
 
     def _number_point_slow(self, batch: DecodedBatch, ctx: _Context,
                            cols: dict[str, list[Any]], dp: Any) -> int:
@@ -380,31 +542,55 @@ class Decoder:
         cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
         return 1
 
-    def _histogram_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
-        cols = batch.kind_columns(ctx.metric_type)
-        for dp in points:
-            if not self._check_point(batch, ctx, dp):
-                continue
-            bounds = list(dp.explicit_bounds)
-            buckets = list(dp.bucket_counts)
-            problem = _histogram_problem(bounds, buckets)
-            if problem:
-                batch.reject(1, f"metric {ctx.metric_name!r}: {problem}")
-                continue
-            self._common(batch, ctx, cols, dp, _HISTOGRAM_ATTRIBUTES)
-            cols["count"].append(dp.count)
-            cols["sum"].append(dp.sum if dp.HasField("sum") else None)
-            cols["min"].append(dp.min if dp.HasField("min") else None)
-            cols["max"].append(dp.max if dp.HasField("max") else None)
-            cols["bucket_counts"].append(buckets)
-            cols["explicit_bounds"].append(bounds)
-            cols["flags"].append(dp.flags)
-            cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
-            batch.accepted += 1
+    def _histogram_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
+        """Points that fit their metric's template are read in bulk at the end of the request
+        (see ``histogram_points``); the rest one by one."""
+        self._histogram_buf(batch, ctx, data.SerializeToString())
 
-    def _exp_histogram_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
+    def _histogram_buf(self, batch: DecodedBatch, ctx: _Context, buf: bytes) -> None:
+        self._histogram_found(batch, ctx, buf,
+                              histogram_points.scan(buf, self._slots, ctx.digest))
+
+    def _histogram_found(self, batch: DecodedBatch, ctx: _Context, buf: bytes,
+                         found: histogram_points.HistogramScan) -> None:
+        if found.bodies:
+            batch.histogram_scans.append((ctx, buf, found))
+        if found.rare:
+            cols = batch.kind_columns(ctx.metric_type)
+            for body, end in found.rare:
+                self._histogram_point(batch, ctx, cols, buf[body:end])
+
+    def _histogram_point(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
+                         raw: bytes) -> None:
+        dp = metrics_pb2.HistogramDataPoint.FromString(raw)
+        if not self._check_point(batch, ctx, dp):
+            return
+        bounds = list(dp.explicit_bounds)
+        buckets = list(dp.bucket_counts)
+        problem = _histogram_problem(bounds, buckets)
+        if problem:
+            batch.reject(1, f"metric {ctx.metric_name!r}: {problem}")
+            return
+        key = self._common(batch, ctx, cols, dp, _HISTOGRAM_ATTRIBUTES)
+        sid = cols["series_id"][-1]
+        if (key[:1] == b"\x00" and self._slots.lookup(ctx.digest).get(key[1:]) is None
+                and dp.SerializeToString() == raw):
+            # the bulk path looks series up by the bare attribute run
+            self._remember(ctx.digest, key[1:], sid, 0,
+                           None if sid in self.known else batch.series.get(sid))
+        cols["count"].append(dp.count)
+        cols["sum"].append(dp.sum if dp.HasField("sum") else None)
+        cols["min"].append(dp.min if dp.HasField("min") else None)
+        cols["max"].append(dp.max if dp.HasField("max") else None)
+        cols["bucket_counts"].append(buckets)
+        cols["explicit_bounds"].append(bounds)
+        cols["flags"].append(dp.flags)
+        cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
+        batch.accepted += 1
+
+    def _exp_histogram_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
         cols = batch.kind_columns(ctx.metric_type)
-        for dp in points:
+        for dp in data.data_points:
             if not self._check_point(batch, ctx, dp):
                 continue
             if not -10 <= dp.scale <= 20:
@@ -427,9 +613,9 @@ class Decoder:
             cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
             batch.accepted += 1
 
-    def _summary_points(self, batch: DecodedBatch, ctx: _Context, points: Any) -> None:
+    def _summary_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
         cols = batch.kind_columns(ctx.metric_type)
-        for dp in points:
+        for dp in data.data_points:
             if not self._check_point(batch, ctx, dp):
                 continue
             self._common(batch, ctx, cols, dp, _SUMMARY_ATTRIBUTES)
@@ -441,13 +627,17 @@ class Decoder:
             batch.accepted += 1
 
     def _common(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
-                dp: Any, attributes_tag: int) -> None:
+                dp: Any, attributes_tag: int) -> bytes:
+        """Append the series id and times of ``dp``; returns its series cache key."""
         key = _attributes_key(dp, attributes_tag)
-        hit = self._confirmed.get(ctx.digest, {}).get(key)
-        sid = hit[0] if hit is not None else self.series_id(batch, ctx, key, dp.attributes)
+        slots = self._slots
+        slot = slots.lookup(ctx.digest).get(key)
+        sid = (slots.sid_list[slot] if slot is not None
+               else self.series_id(batch, ctx, key, dp.attributes))
         cols["series_id"].append(sid)
         cols["start_time_unix_nano"].append(dp.start_time_unix_nano)
         cols["time_unix_nano"].append(dp.time_unix_nano)
+        return key
 
 
 # Tags of the repeated ``attributes`` field in each point message.
@@ -539,6 +729,11 @@ def _exemplars(exemplars: Any) -> list[dict[str, Any]]:
         })
     return out
 
+
+_SCANNERS: dict[str, Any] = {
+    "gauge": number_points.scan, "sum": number_points.scan, "histogram": histogram_points.scan}
+_DEFAULT_SHAPE: dict[str, tuple[int | None, bool | None]] = {
+    "gauge": (None, None), "sum": (2, True), "histogram": (2, None)}
 
 _POINT_DECODERS = {
     "gauge": Decoder._number_points,

@@ -13,7 +13,6 @@ import grpc
 
 from .errors import ExportError
 from .ingest import Ingest
-from .payload import parse_protobuf
 
 log = logging.getLogger("otel_hms.receiver")
 
@@ -38,8 +37,7 @@ class _MetricsService:
             metadata = dict(context.invocation_metadata())
             auth = metadata.get("authorization")
             self.ingest.check_auth(auth if isinstance(auth, str) else None)
-            request = parse_protobuf(body)
-            return self.ingest.export(request, "otlp/grpc").SerializeToString()
+            return self.ingest.export_bytes(body, "otlp/grpc").SerializeToString()
         except ExportError as exc:
             context.abort(exc.grpc_code, str(exc))
             raise  # unreachable: abort raises

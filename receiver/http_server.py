@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from .errors import ExportError, Overloaded, TooLarge, Unauthenticated, Unsupported
 from .ingest import Ingest
-from .payload import decompress, parse_json, parse_protobuf
+from .payload import decompress, parse_json
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -55,9 +55,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes, encoding: str, media: str, limit: int) -> ExportMetricsServiceRequest:
+def _parse(body: bytes, encoding: str, media: str, limit: int
+           ) -> ExportMetricsServiceRequest | bytes:
+    """The request: parsed from JSON, or protobuf bytes for the decoder to walk."""
     body = decompress(body, encoding, limit)
-    return parse_json(body) if media == JSON else parse_protobuf(body)
+    return parse_json(body) if media == JSON else body
 
 
 def otlp_http_app(ingest: Ingest, max_request_bytes: int) -> Starlette:

@@ -53,10 +53,12 @@ class Ingest:
             raise Unauthenticated("missing or wrong bearer token: send the header "
                                   "'Authorization: Bearer <token>'")
 
-    def start(self, request: ExportMetricsServiceRequest, endpoint: str
+    def start(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
               ) -> tuple[DecodedBatch, Future[int] | None]:
-        """Decode and queue; returns the batch and the future of its commit."""
-        batch = self.decoder.decode(request)
+        """Decode (a parsed or serialized request) and queue; returns the batch and the
+        future of its commit."""
+        batch = (self.decoder.decode_bytes(request) if isinstance(request, bytes)
+                 else self.decoder.decode(request))
         if batch.rejected:
             log.warning("%s: rejected %d data points: %s", endpoint, batch.rejected,
                         batch.error_message)
@@ -67,14 +69,18 @@ class Ingest:
         except self.busy_errors as exc:
             raise Overloaded(f"store is busy ({exc}); retry later") from None
 
-    def export(self, request: ExportMetricsServiceRequest, endpoint: str
+    def export_bytes(self, body: bytes, endpoint: str) -> ExportMetricsServiceResponse:
+        """``export`` of a serialized request (raises ``InvalidRequest`` if it is not one)."""
+        return self.export(body, endpoint)
+
+    def export(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
                ) -> ExportMetricsServiceResponse:
         batch, future = self.start(request, endpoint)
         if future is not None:
             self._wait(future)
         return response_for(batch)
 
-    async def export_async(self, request: ExportMetricsServiceRequest, endpoint: str
+    async def export_async(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
                            ) -> ExportMetricsServiceResponse:
         batch, future = await asyncio.to_thread(self.start, request, endpoint)
         if future is not None:

@@ -6,6 +6,7 @@ writer thread, keeps the single writer doing nothing but inserts and commits.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,6 +52,8 @@ POINT_SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
                           ("quantile_values", _QUANTILES), ("flags", pa.uint32())],
 }
 
+_POINT_ARROW = {kind: pa.schema(fields) for kind, fields in POINT_SCHEMAS.items()}
+
 SERIES_SCHEMA = pa.schema([
     ("series_id", pa.uint64()), ("metric_type", pa.string()), ("metric_name", pa.string()),
     ("metric_description", pa.string()), ("metric_unit", pa.string()),
@@ -66,22 +69,60 @@ SERIES_SCHEMA = pa.schema([
 ])
 
 _US_UTC = pa.timestamp("us", tz="UTC")
+_SERIES_FIELDS = operator.attrgetter(*SERIES_SCHEMA.names)
 
 
-def points_table(kind: str, columns: dict[str, list[Any]]) -> pa.Table:
-    """One kind's decoded columns as an Arrow table, plus the TIMESTAMPTZ ``time`` column."""
-    arrays = [pa.array(columns[name], type=dtype) for name, dtype in POINT_SCHEMAS[kind]]
-    names = [name for name, _ in POINT_SCHEMAS[kind]]
-    micros = pc.divide(arrays[2], pa.scalar(1000, pa.int64()))
-    arrays.append(micros.cast(_US_UTC))
-    names.append("time")
-    return pa.Table.from_arrays(arrays, names=names)
+def points_table(kind: str, columns: dict[str, list[Any]], tables: Iterable[pa.Table] = ()
+                 ) -> pa.Table | None:
+    """One kind's points as one Arrow table, plus the TIMESTAMPTZ ``time`` column.
+
+    ``columns`` are the decoder's lists, ``tables`` what it read in bulk (same columns, no
+    ``time``); None when both are empty.
+    """
+    schema = _POINT_ARROW[kind]
+    parts = [t for t in tables if t.num_rows]
+    if columns.get("series_id"):
+        parts.append(pa.Table.from_arrays(
+            [pa.array(columns[f.name], type=f.type) for f in schema], schema=schema))
+    if not parts:
+        return None
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(
+        [t.cast(schema) if t.schema != schema else t for t in parts])
+    if table.schema != schema:
+        table = table.cast(schema)
+    micros = pc.divide(table.column("time_unix_nano"), pa.scalar(1000, pa.int64()))
+    return table.append_column("time", micros.cast(_US_UTC))
 
 
 def series_table(rows: Iterable[SeriesRow]) -> pa.Table:
-    """New series rows as an Arrow table (``first_seen`` is added by the writer)."""
+    """New series rows as an Arrow table (``first_seen`` is added by the writer).
+
+    The series of one resource and scope share their attribute lists (the same objects), so
+    each distinct list becomes a map once and the rows take it by index: building a map
+    array costs far more per entry than any other column.
+    """
     rows = list(rows)
+    if not rows:
+        return SERIES_SCHEMA.empty_table()
+    columns = zip(*map(_SERIES_FIELDS, rows))
     return pa.Table.from_arrays(
-        [pa.array([getattr(r, f.name) for r in rows], type=f.type) for f in SERIES_SCHEMA],
+        [_shared_column(list(values), f.type) for f, values in zip(SERIES_SCHEMA, columns)],
         schema=SERIES_SCHEMA,
     )
+
+
+def _shared_column(values: list[Any], dtype: pa.DataType) -> pa.Array:
+    if not isinstance(dtype, pa.MapType) or len(values) < 2:
+        return pa.array(values, type=dtype)
+    slot_of: dict[int, int] = {}
+    distinct: list[Any] = []
+    indices = []
+    for value in values:
+        slot = slot_of.get(id(value))
+        if slot is None:
+            slot = slot_of[id(value)] = len(distinct)
+            distinct.append(value)
+        indices.append(slot)
+    if len(distinct) == len(values):
+        return pa.array(values, type=dtype)
+    return pa.array(distinct, type=dtype).take(pa.array(indices, pa.int32()))

@@ -17,7 +17,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from otel_hms.receiver.decode import DecodedBatch
 
@@ -26,8 +28,14 @@ from .schema import POINT_TABLES
 
 log = logging.getLogger("otel_hms.writer")
 
+_OWNER_COLUMNS = ("resource_attributes", "resource_attributes_typed", "scope_attributes",
+                  "scope_attributes_typed")
 # A group commit stops taking batches past this many points, to bound transaction size.
 _GROUP_POINTS = 250_000
+# Each insert statement has a fixed cost of a few milliseconds, most of a small insert's: a
+# group smaller than this waits up to _LINGER_S for the batches of other senders.
+_LINGER_POINTS = 32_000
+_LINGER_S = 0.01
 
 
 class StoreBusy(Exception):
@@ -38,11 +46,17 @@ class WriterClosed(Exception):
     """The server is shutting down and takes no more writes."""
 
 
+class SeriesLost(Exception):
+    """A batch's series rows were in an earlier batch that failed; the sender retries."""
+
+
 @dataclass
 class _Pending:
     tables: dict[str, pa.Table]
     series: pa.Table | None
     points: int
+    carries: list[int] = field(default_factory=list)  # ids of the series rows in ``series``
+    needs: set[int] = field(default_factory=set)  # ids whose rows an earlier batch carries
     future: Future[int] = field(default_factory=Future)
 
 
@@ -69,6 +83,9 @@ class Writer:
         self.max_pending_points = max_pending_points
         self.stats = WriterStats()
         self._queue: list[_Pending] = []
+        # Series whose rows travel in a queued batch: later batches need not carry them.
+        self._queued_rows: set[int] = set()
+        self._columns: dict[str, list[str]] = {}
         self._pending_points = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -81,16 +98,32 @@ class Writer:
 
     def submit(self, batch: DecodedBatch) -> Future[int]:
         """Queue a batch; the future resolves to its point count once committed."""
-        tables = {kind: points_table(kind, cols) for kind, cols in batch.columns.items()
-                  if cols["series_id"]}
-        series = series_table(batch.series.values()) if batch.series else None
-        pending = _Pending(tables, series, batch.accepted)
+        tables = {}
+        for kind in {*batch.columns, *batch.tables}:
+            table = points_table(kind, batch.columns.get(kind, {}), batch.tables.get(kind, ()))
+            if table is not None:
+                tables[kind] = table
+        pending = _Pending(tables, None, batch.accepted)
         with self._cond:
             if self._closing:
                 raise WriterClosed("the server is shutting down")
             if self._queue and self._pending_points + pending.points > self.max_pending_points:
                 self.stats.rejected_busy += 1
                 raise StoreBusy(f"write queue full ({self._pending_points} points pending)")
+            # While the first points of new series arrive, every request carries their rows
+            # until they commit; one queued copy is enough (see ``_check_needs``).
+            rows = []
+            for sid, row in batch.series.items():
+                if sid in self.known:
+                    continue
+                if sid in self._queued_rows:
+                    pending.needs.add(sid)
+                else:
+                    rows.append(row)
+            if rows:
+                pending.series = series_table(rows)
+                pending.carries = [row.series_id for row in rows]
+                self._queued_rows.update(pending.carries)
             self._queue.append(pending)
             self._pending_points += pending.points
             self._cond.notify()
@@ -109,6 +142,12 @@ class Writer:
                 if self._closing:
                     return None
                 self._cond.wait()
+            deadline = time.monotonic() + _LINGER_S
+            while not self._closing and self._pending_points < _LINGER_POINTS:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
             group: list[_Pending] = []
             points = 0
             while self._queue and (not group or points < _GROUP_POINTS):
@@ -142,6 +181,8 @@ class Writer:
     def _finish(self, group: list[_Pending], error: BaseException | None) -> None:
         with self._cond:
             self._pending_points -= sum(item.points for item in group)
+            for item in group:
+                self._queued_rows.difference_update(item.carries)
         for item in group:
             if error is None:
                 item.future.set_result(item.points)
@@ -162,11 +203,12 @@ class Writer:
                 by_kind[kind].append(table)
             if item.series is not None:
                 series.append(item.series)
+        self._check_needs(group)
         con = self._con
         con.execute("BEGIN")
         new_ids = self._insert_series(series)
         for kind, tables in by_kind.items():
-            self._insert(POINT_TABLES[kind], pa.concat_tables(tables), "")
+            self._append(POINT_TABLES[kind], pa.concat_tables(tables))
         con.execute("COMMIT")
         self.known.update(new_ids)
         points = sum(item.points for item in group)
@@ -174,6 +216,14 @@ class Writer:
         self.stats.batches_committed += len(group)
         self.stats.commits += 1
         self.stats.series_created += len(new_ids)
+
+    def _check_needs(self, group: list[_Pending]) -> None:
+        """Every series a batch's points need is stored or comes with this group."""
+        carried = {sid for item in group for sid in item.carries}
+        for item in group:
+            lost = [sid for sid in item.needs if sid not in self.known and sid not in carried]
+            if lost:
+                raise SeriesLost(f"{len(lost)} new series came in a batch that failed; retry")
 
     def _insert_series(self, tables: list[pa.Table]) -> list[int]:
         if not tables:
@@ -187,13 +237,46 @@ class Writer:
                 keep.append(i)
                 new_ids.append(sid)
         if keep:
-            self._insert("series", table.take(keep), ", now() AS first_seen")
+            self._insert_rows(table.take(keep))
         return new_ids
 
-    def _insert(self, table_name: str, table: pa.Table, extra: str) -> None:
+    def _insert_rows(self, table: pa.Table) -> None:
+        """Insert series rows, each resource and scope's maps and JSON converted once.
+
+        The series of one resource and scope repeat its attribute maps and JSON (often a
+        kilobyte); DuckDB converts and checks an Arrow map or JSON value per row, so they go
+        in a small table of distinct owners that the INSERT joins back.
+        """
+        owner_key = pc.binary_join_element_wise(
+            table.column("resource_attributes_typed"), table.column("scope_attributes_typed"),
+            "\x00")
+        codes = pc.dictionary_encode(owner_key).combine_chunks().indices
+        code_array = np.asarray(codes.to_numpy(zero_copy_only=False), np.int32)
+        _, first = np.unique(code_array, return_index=True)
+        owners = table.select(list(_OWNER_COLUMNS)).take(pa.array(first)).append_column(
+            "owner_idx", pa.array(np.arange(len(first), dtype=np.int32)))
+        rows = table.drop_columns(list(_OWNER_COLUMNS)).append_column(
+            "owner_idx", pa.array(code_array))
         con = self._con
-        con.register("_otel_hms_batch", table)
+        con.register("_otel_hms_rows", rows)
+        con.register("_otel_hms_owners", owners)
         try:
-            con.execute(f"INSERT INTO {table_name} BY NAME SELECT *{extra} FROM _otel_hms_batch")
+            con.execute("INSERT INTO series BY NAME SELECT r.* EXCLUDE (owner_idx), "
+                        "o.* EXCLUDE (owner_idx), now() AS first_seen FROM _otel_hms_rows r "
+                        "JOIN _otel_hms_owners o USING (owner_idx)")
         finally:
-            con.unregister("_otel_hms_batch")
+            con.unregister("_otel_hms_rows")
+            con.unregister("_otel_hms_owners")
+
+    def _append(self, table_name: str, table: pa.Table) -> None:
+        """Insert ``table`` (every column of ``table_name``, in any order).
+
+        A relation's ``insert_into`` costs less per statement than registering a view and
+        running an INSERT, and per-statement costs are most of a small insert's.
+        """
+        order = self._columns.get(table_name)
+        if order is None:
+            order = self._columns[table_name] = [r[0] for r in self._con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                "ORDER BY column_index", [table_name]).fetchall()]
+        self._con.from_arrow(table.select(order)).insert_into(table_name)
