@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,10 +19,35 @@ from typing import Any
 import pytest
 
 
+def _ephemeral_range() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+_EPHEMERAL = _ephemeral_range()
+_rng = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now, chosen *below* the kernel's ephemeral range.
+
+    The port is released before the process under test binds it; outgoing connections (of
+    this suite or anything else on the machine) take their local ports from the ephemeral
+    range, so a port from there could be taken in between ("address already in use").
+    """
+    low = max(10000, _EPHEMERAL.start - 20000)
+    for _ in range(200):
+        port = _rng.randrange(low, _EPHEMERAL.start)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {low}-{_EPHEMERAL.start - 1}")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
