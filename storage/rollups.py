@@ -26,6 +26,8 @@ from typing import Any
 
 import duckdb
 
+from . import sql_helpers
+
 log = logging.getLogger("otel_hms.rollups")
 
 MINUTE = dt.timedelta(minutes=1)
@@ -146,6 +148,7 @@ def roll_up_hours(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.dateti
 def _set_watermark(cur: duckdb.DuckDBPyConnection, resolution: str, until: dt.datetime) -> None:
     cur.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES (?, ?)",
                 [f"rollup_{resolution}_until", until.astimezone(dt.UTC).isoformat()])
+    sql_helpers.install_watermarks(cur)
 
 
 def _delete_before(cur: duckdb.DuckDBPyConnection, table: str, cutoff: dt.datetime) -> int:
@@ -218,7 +221,8 @@ class Maintenance:
         while lo is not None and lo < closed and not self._stop.is_set():
             following = _next_point(cur, lo)
             if following is None or following >= closed:
-                _set_watermark(cur, "1m", closed)  # nothing to roll up before ``closed``
+                with _transaction(cur):  # nothing to roll up before ``closed``
+                    _set_watermark(cur, "1m", closed)
                 break
             if following >= lo + SLICE:  # skip a long gap in one step
                 lo = _floor(following, MINUTE)
