@@ -63,7 +63,16 @@ _UNTIL = "coalesce(until, now())::TIMESTAMPTZ"
 _SINCE = f"({_UNTIL} - period)"
 _STEP = "coalesce(step, period)"
 _LOOKBACK = f"coalesce(lookback, greatest({_STEP}, INTERVAL 5 MINUTE))"
-_BUCKET = f"time_bucket({_STEP}, p.time, {_SINCE})"
+# A step without months is a fixed number of microseconds (the store runs in UTC): the bucket
+# start is then plain integer arithmetic, which is many times cheaper per point than
+# time_bucket on TIMESTAMPTZ; the condition is constant, so the planner keeps one branch.
+_STEP_US = f"(epoch({_STEP}) * 1000000)::BIGINT"
+_BUCKET = f"""
+    CASE WHEN date_part('month', {_STEP}) = 0 AND date_part('year', {_STEP}) = 0
+         THEN make_timestamptz(epoch_us({_SINCE}) + (epoch_us(p.time) - epoch_us({_SINCE}))
+                               // {_STEP_US} * {_STEP_US})
+         ELSE time_bucket({_STEP}, p.time, {_SINCE}) END
+"""
 # Roll-ups hold closed buckets up to their watermark; the rest of the range comes from raw.
 # The watermarks are a scalar macro holding constants (rewritten with each watermark move,
 # see ``install_watermarks``), so the planner folds them into the time filters and prunes
