@@ -125,7 +125,7 @@ def shape(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     out = list(series.values())
     for entry in out:
         entry["points"].sort(key=lambda p: p[0])
-    out.sort(key=lambda e: sorted(e["labels"].items()))
+    out.sort(key=lambda e: tuple(e["labels"].items()))  # the labels are built sorted
     return out
 
 

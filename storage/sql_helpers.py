@@ -116,17 +116,32 @@ MACROS: dict[str, str] = {
     # Per sum point in the range: the increase it shows (see the module docstring).
     "otel_sum_increments": f"""
         (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
-        WITH pts AS (
+        WITH base AS (
+            -- Per series, the last point before the range (within lookback): the baseline.
+            SELECT p.series_id,
+                   arg_max(struct_pack(v := coalesce(p.value_int::DOUBLE, p.value),
+                                       st := p.start_time_unix_nano), p.time) AS b
+            FROM points_sum p JOIN series s USING (series_id)
+            WHERE {_METRIC}
+              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_SINCE}
+              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+            GROUP BY p.series_id
+        ), pts AS (
             SELECT p.series_id, p.time, p.start_time_unix_nano AS st,
                    coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp
             FROM points_sum p JOIN series s USING (series_id)
             WHERE {_METRIC}
-              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_UNTIL}
+              AND p.time >= {_SINCE} AND p.time < {_UNTIL}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
             QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
-        ), ordered AS (
-            SELECT *, lag(v) OVER w AS pv, lag(st) OVER w AS pst
+        ), lagged AS (
+            SELECT *, lag(v) OVER w AS lv, lag(st) OVER w AS lst
             FROM pts WINDOW w AS (PARTITION BY series_id ORDER BY time)
+        ), ordered AS (
+            SELECT l.series_id, l.time, l.st, l.v, l.tp,
+                   CASE WHEN l.lv IS NULL THEN b.b.v ELSE l.lv END AS pv,
+                   CASE WHEN l.lv IS NULL THEN b.b.st ELSE l.lst END AS pst
+            FROM lagged l LEFT JOIN base b USING (series_id)
         )
         SELECT series_id, time,
                CASE WHEN tp = 1 THEN v
@@ -137,7 +152,6 @@ MACROS: dict[str, str] = {
                     ELSE v - pv
                END AS delta
         FROM ordered
-        WHERE time >= {_SINCE}
     """,
     # Per histogram point and bucket: the observations it adds, with the bucket's bounds.
     # Explicit buckets: (previous bound, bound]; exponential: (base^i, base^(i+1)] at the
