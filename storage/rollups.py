@@ -82,6 +82,14 @@ def _next_point(cur: duckdb.DuckDBPyConnection, since: dt.datetime) -> dt.dateti
     return min(times) if times else None
 
 
+def _next_minute_rollup(cur: duckdb.DuckDBPyConnection, since: dt.datetime
+                        ) -> dt.datetime | None:
+    found = [cur.execute(f"SELECT min(time) FROM {t} WHERE time >= ?", [since]).fetchone()
+             for t in ("rollup_1m_number", "rollup_1m_buckets")]
+    times = [r[0] for r in found if r and r[0] is not None]
+    return min(times) if times else None
+
+
 @contextlib.contextmanager
 def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """One roll-up step and its watermark commit together or not at all."""
@@ -237,6 +245,13 @@ class Maintenance:
                 hour_lo = _floor(oldest, HOUR) if oldest else _floor(minute_mark, HOUR)
             hour_hi = _floor(minute_mark, HOUR)
             while hour_lo < hour_hi and not self._stop.is_set():
+                following = _next_minute_rollup(cur, hour_lo)
+                if following is None or following >= hour_hi:
+                    with _transaction(cur):  # no minutes to merge before ``hour_hi``
+                        _set_watermark(cur, "1h", hour_hi)
+                    break
+                if following >= hour_lo + 24 * HOUR:  # skip a long gap in one step
+                    hour_lo = _floor(following, HOUR)
                 step_hi = min(hour_hi, hour_lo + 24 * HOUR)
                 roll_up_hours(cur, hour_lo, step_hi)
                 hour_lo = step_hi
