@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
-from otel_hms.receiver.decode import Decoder
-from otel_hms.storage.store import open_store
-from otel_hms.storage.writer import Writer
+from store_fill import fill_store
 
 SERIES_PER_RULE = 5
 GROUP_SIZE = 50
@@ -77,29 +75,20 @@ def slice_request(rules: int, t_ns: list[int], value: float = 10.0,
 
 def fill(db: Path, rules: int, points: int) -> float:
     """Write ``points`` points ending now; returns the seconds it took."""
-    started = time.perf_counter()
-    con = open_store(str(db))
-    writer = Writer(con, set(), 50_000_000)
-    decoder = Decoder(known=writer.known)
     series = rules * SERIES_PER_RULE
     seconds = max(1, points // series)
     now = time.time_ns()
     per_request = max(1, 20_000 // series)
-    pending = []
-    for first in range(seconds, 0, -per_request):
-        ts = [now - k * 10**9 for k in range(first, max(0, first - per_request), -1)]
-        pending.append(writer.submit(decoder.decode(slice_request(rules, ts))))
-        if len(pending) > 20:
-            pending.pop(0).result(600)
-    for f in pending:
-        f.result(600)
-    writer.close(600)
-    stored = con.execute("SELECT count(*) FROM points_gauge").fetchone()
-    con.execute("CHECKPOINT")
-    con.close()
-    print(f"stored {stored[0] if stored else 0:,} points in {series:,} series "
-          f"({seconds} s of history) in {time.perf_counter() - started:.0f} s", flush=True)
-    return time.perf_counter() - started
+
+    def requests() -> Iterator[ExportMetricsServiceRequest]:
+        for first in range(seconds, 0, -per_request):
+            ts = [now - k * 10**9 for k in range(first, max(0, first - per_request), -1)]
+            yield slice_request(rules, ts)
+
+    stored, took = fill_store(db, requests())
+    print(f"stored {stored:,} points in {series:,} series "
+          f"({seconds} s of history) in {took:.0f} s", flush=True)
+    return took
 
 
 def rules_yaml(rules: int, interval: float, hook: str) -> str:

@@ -113,20 +113,19 @@ def _number(value: Any) -> float | None:
 
 
 def shape(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Rows of (Labels, TimeUnix, Value[, SeriesId]) to ``[{labels, points}]``."""
+    """Rows of (label keys, label values, time in ms, Value, SeriesId) to
+    ``[{labels, points}]``."""
     series: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        labels, time, value = row[0], row[1], row[2]
-        sid = row[3] if len(row) > 3 else None
-        key = (tuple(sorted(labels.items())), sid)
+    for keys, values, t_ms, value, sid in rows:
+        key = (tuple(keys), tuple(values), sid)
         entry = series.get(key)
         if entry is None:
-            entry = series[key] = {"labels": dict(sorted(labels.items())), "points": []}
-        entry["points"].append([_ms(time), _number(value)])
+            entry = series[key] = {"labels": dict(sorted(zip(keys, values))), "points": []}
+        entry["points"].append([t_ms, _number(value)])
     out = list(series.values())
     for entry in out:
         entry["points"].sort(key=lambda p: p[0])
-    out.sort(key=lambda e: sorted(e["labels"].items()))
+    out.sort(key=lambda e: tuple(e["labels"].items()))  # the labels are built sorted
     return out
 
 

@@ -166,8 +166,16 @@ def choose_source(spec: QuerySpec, watermarks: dict[str, dt.datetime | None],
 def to_sql(spec: QuerySpec, kind: str, source: str = "raw") -> tuple[str, list[Any]]:
     """The SQL (and its parameters) answering ``spec`` for a ``kind`` metric from ``source``.
 
-    The result has columns Labels, TimeUnix, Value, SeriesId.
+    The result has columns label keys, label values, TimeUnix in epoch milliseconds, Value,
+    SeriesId: lists and integers reach Python many times faster than MAPs and TIMESTAMPTZs.
     """
+    sql, args = _helper_sql(spec, kind, source)
+    return ("SELECT map_keys(Labels), map_values(Labels), epoch_ms(TimeUnix), Value, SeriesId "
+            f"FROM ({sql})", args)
+
+
+def _helper_sql(spec: QuerySpec, kind: str, source: str) -> tuple[str, list[Any]]:
+    """The helper call answering ``spec``: columns Labels, TimeUnix, Value, SeriesId."""
     args: list[Any] = [spec.metric]
     head = ("?, ?::INTERVAL, step := ?::INTERVAL, until := ?::TIMESTAMPTZ, "
             "source := ?::VARCHAR")

@@ -26,6 +26,8 @@ from typing import Any
 
 import duckdb
 
+from . import sql_helpers
+
 log = logging.getLogger("otel_hms.rollups")
 
 MINUTE = dt.timedelta(minutes=1)
@@ -76,6 +78,14 @@ def _oldest(cur: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> dt.datet
 def _next_point(cur: duckdb.DuckDBPyConnection, since: dt.datetime) -> dt.datetime | None:
     found = [cur.execute(f"SELECT min(time) FROM {t} WHERE time >= ?", [since]).fetchone()
              for t in _POINT_TABLES if t != "points_summary"]
+    times = [r[0] for r in found if r and r[0] is not None]
+    return min(times) if times else None
+
+
+def _next_minute_rollup(cur: duckdb.DuckDBPyConnection, since: dt.datetime
+                        ) -> dt.datetime | None:
+    found = [cur.execute(f"SELECT min(time) FROM {t} WHERE time >= ?", [since]).fetchone()
+             for t in ("rollup_1m_number", "rollup_1m_buckets")]
     times = [r[0] for r in found if r and r[0] is not None]
     return min(times) if times else None
 
@@ -146,6 +156,7 @@ def roll_up_hours(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.dateti
 def _set_watermark(cur: duckdb.DuckDBPyConnection, resolution: str, until: dt.datetime) -> None:
     cur.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES (?, ?)",
                 [f"rollup_{resolution}_until", until.astimezone(dt.UTC).isoformat()])
+    sql_helpers.install_watermarks(cur)
 
 
 def _delete_before(cur: duckdb.DuckDBPyConnection, table: str, cutoff: dt.datetime) -> int:
@@ -218,7 +229,8 @@ class Maintenance:
         while lo is not None and lo < closed and not self._stop.is_set():
             following = _next_point(cur, lo)
             if following is None or following >= closed:
-                _set_watermark(cur, "1m", closed)  # nothing to roll up before ``closed``
+                with _transaction(cur):  # nothing to roll up before ``closed``
+                    _set_watermark(cur, "1m", closed)
                 break
             if following >= lo + SLICE:  # skip a long gap in one step
                 lo = _floor(following, MINUTE)
@@ -233,6 +245,13 @@ class Maintenance:
                 hour_lo = _floor(oldest, HOUR) if oldest else _floor(minute_mark, HOUR)
             hour_hi = _floor(minute_mark, HOUR)
             while hour_lo < hour_hi and not self._stop.is_set():
+                following = _next_minute_rollup(cur, hour_lo)
+                if following is None or following >= hour_hi:
+                    with _transaction(cur):  # no minutes to merge before ``hour_hi``
+                        _set_watermark(cur, "1h", hour_hi)
+                    break
+                if following >= hour_lo + 24 * HOUR:  # skip a long gap in one step
+                    hour_lo = _floor(following, HOUR)
                 step_hi = min(hour_hi, hour_lo + 24 * HOUR)
                 roll_up_hours(cur, hour_lo, step_hi)
                 hour_lo = step_hi

@@ -63,12 +63,21 @@ _UNTIL = "coalesce(until, now())::TIMESTAMPTZ"
 _SINCE = f"({_UNTIL} - period)"
 _STEP = "coalesce(step, period)"
 _LOOKBACK = f"coalesce(lookback, greatest({_STEP}, INTERVAL 5 MINUTE))"
-_BUCKET = f"time_bucket({_STEP}, p.time, {_SINCE})"
-# Roll-ups hold closed buckets up to their watermark; the rest of the range comes from raw.
-_WATERMARK = """
-    coalesce((SELECT max(value)::TIMESTAMPTZ FROM otel_hms_meta
-              WHERE key = 'rollup_' || source || '_until'), '-infinity'::TIMESTAMPTZ)
+# A step without months is a fixed number of microseconds (the store runs in UTC): the bucket
+# start is then plain integer arithmetic, which is many times cheaper per point than
+# time_bucket on TIMESTAMPTZ; the condition is constant, so the planner keeps one branch.
+_STEP_US = f"(epoch({_STEP}) * 1000000)::BIGINT"
+_BUCKET = f"""
+    CASE WHEN date_part('month', {_STEP}) = 0 AND date_part('year', {_STEP}) = 0
+         THEN make_timestamptz(epoch_us({_SINCE}) + (epoch_us(p.time) - epoch_us({_SINCE}))
+                               // {_STEP_US} * {_STEP_US})
+         ELSE time_bucket({_STEP}, p.time, {_SINCE}) END
 """
+# Roll-ups hold closed buckets up to their watermark; the rest of the range comes from raw.
+# The watermarks are a scalar macro holding constants (rewritten with each watermark move,
+# see ``install_watermarks``), so the planner folds them into the time filters and prunes
+# scans, instead of joining every point to a subquery of otel_hms_meta.
+_WATERMARK = "otel_rollup_until(source)"
 _ROLLED = f"""
     r.time >= {_SINCE} AND r.time < least({_UNTIL}, {_WATERMARK})
 """
@@ -107,17 +116,32 @@ MACROS: dict[str, str] = {
     # Per sum point in the range: the increase it shows (see the module docstring).
     "otel_sum_increments": f"""
         (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
-        WITH pts AS (
+        WITH base AS (
+            -- Per series, the last point before the range (within lookback): the baseline.
+            SELECT p.series_id,
+                   arg_max(struct_pack(v := coalesce(p.value_int::DOUBLE, p.value),
+                                       st := p.start_time_unix_nano), p.time) AS b
+            FROM points_sum p JOIN series s USING (series_id)
+            WHERE {_METRIC}
+              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_SINCE}
+              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+            GROUP BY p.series_id
+        ), pts AS (
             SELECT p.series_id, p.time, p.start_time_unix_nano AS st,
                    coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp
             FROM points_sum p JOIN series s USING (series_id)
             WHERE {_METRIC}
-              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_UNTIL}
+              AND p.time >= {_SINCE} AND p.time < {_UNTIL}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
             QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
-        ), ordered AS (
-            SELECT *, lag(v) OVER w AS pv, lag(st) OVER w AS pst
+        ), lagged AS (
+            SELECT *, lag(v) OVER w AS lv, lag(st) OVER w AS lst
             FROM pts WINDOW w AS (PARTITION BY series_id ORDER BY time)
+        ), ordered AS (
+            SELECT l.series_id, l.time, l.st, l.v, l.tp,
+                   CASE WHEN l.lv IS NULL THEN b.b.v ELSE l.lv END AS pv,
+                   CASE WHEN l.lv IS NULL THEN b.b.st ELSE l.lst END AS pst
+            FROM lagged l LEFT JOIN base b USING (series_id)
         )
         SELECT series_id, time,
                CASE WHEN tp = 1 THEN v
@@ -128,7 +152,6 @@ MACROS: dict[str, str] = {
                     ELSE v - pv
                END AS delta
         FROM ordered
-        WHERE time >= {_SINCE}
     """,
     # Per histogram point and bucket: the observations it adds, with the bucket's bounds.
     # Explicit buckets: (previous bound, bound]; exponential: (base^i, base^(i+1)] at the
@@ -260,15 +283,36 @@ MACROS: dict[str, str] = {
                                     lookback := lookback, step := step)
         WHERE {_TAIL}
     """,
+    # One row per selected series: its group (a dense integer id, so the big aggregations
+    # group on a fixed-width key), the group's labels and, ungrouped, the series id.  Labels
+    # are built here once per series, never per point.
+    "otel_series_groups": f"""
+        (metric, group_by := NULL, match := NULL) AS TABLE
+        SELECT s.series_id, {_LABELS} AS Labels, {_SERIES_KEY} AS SeriesId,
+               dense_rank() OVER (ORDER BY {_GROUP_KEY}, {_SERIES_KEY}) AS GroupId
+        FROM series s
+        WHERE {_METRIC} AND {_MATCH}
+    """,
+    "otel_group_labels": """
+        (metric, group_by := NULL, match := NULL) AS TABLE
+        SELECT GroupId, any_value(Labels) AS Labels, any_value(SeriesId) AS SeriesId
+        FROM otel_series_groups(metric, group_by := group_by, match := match)
+        GROUP BY GroupId
+    """,
     "increase": f"""
         (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
-        SELECT any_value({_LABELS}) AS Labels, {_BUCKET} AS TimeUnix, sum(p.delta) AS Value,
-               {_SERIES_KEY} AS SeriesId
-        FROM otel_sum_partials(metric, period, until := until, lookback := lookback,
-                               source := source, step := step) p
-        JOIN series s USING (series_id)
-        WHERE p.delta IS NOT NULL AND {_MATCH} AND {_CHECK_SOURCE}
-        GROUP BY {_BUCKET}, {_SERIES_KEY}, {_GROUP_KEY}
+        WITH sums AS (
+            SELECT g.GroupId, {_BUCKET} AS TimeUnix, sum(p.delta) AS Value
+            FROM otel_sum_partials(metric, period, until := until, lookback := lookback,
+                                   source := source, step := step) p
+            JOIN otel_series_groups(metric, group_by := group_by, match := match) g
+                USING (series_id)
+            WHERE p.delta IS NOT NULL AND {_CHECK_SOURCE}
+            GROUP BY g.GroupId, TimeUnix
+        )
+        SELECT l.Labels, v.TimeUnix, v.Value, l.SeriesId
+        FROM sums v JOIN otel_group_labels(metric, group_by := group_by, match := match) l
+            USING (GroupId)
         ORDER BY TimeUnix
     """,
     "rate": f"""
@@ -277,36 +321,45 @@ MACROS: dict[str, str] = {
         FROM increase(metric, period, step := step, until := until, group_by := group_by,
                       match := match, lookback := lookback, source := source)
     """,
-    # Observations per group, bucket of time and histogram bucket.
-    "otel_bucket_counts": f"""
+    # Observations per group, bucket of time and histogram bucket (groups by id only).
+    "otel_bucket_group_counts": f"""
         (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
-        SELECT any_value({_LABELS}) AS Labels, {_SERIES_KEY} AS SeriesId,
-               {_BUCKET} AS TimeUnix, p.lower, p.upper, sum(p.n) AS n
+        SELECT g.GroupId, {_BUCKET} AS TimeUnix, p.lower, p.upper, sum(p.n) AS n
         FROM otel_bucket_partials(metric, period, until := until, lookback := lookback,
                                   source := source, step := step) p
-        JOIN series s USING (series_id)
-        WHERE p.n IS NOT NULL AND {_MATCH} AND {_CHECK_SOURCE}
-        GROUP BY {_SERIES_KEY}, {_GROUP_KEY}, {_BUCKET}, p.lower, p.upper
+        JOIN otel_series_groups(metric, group_by := group_by, match := match) g
+            USING (series_id)
+        WHERE p.n IS NOT NULL AND {_CHECK_SOURCE}
+        GROUP BY g.GroupId, TimeUnix, p.lower, p.upper
+    """,
+    "otel_bucket_counts": f"""
+        (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        SELECT l.Labels, l.SeriesId, c.TimeUnix, c.lower, c.upper, c.n
+        FROM otel_bucket_group_counts(metric, period, step := step, until := until,
+                                      group_by := group_by, match := match,
+                                      lookback := lookback, source := source) c
+        JOIN otel_group_labels(metric, group_by := group_by, match := match) l
+            USING (GroupId)
     """,
     "histogram_quantile": f"""
         (q, metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
         WITH counts AS (
-            SELECT Labels, SeriesId, TimeUnix, lower, upper, n,
+            SELECT GroupId, TimeUnix, lower, upper, n,
                    sum(n) OVER g AS cum,
-                   sum(n) OVER (PARTITION BY Labels, SeriesId, TimeUnix) AS total
-            FROM otel_bucket_counts(metric, period, step := step, until := until,
-                                    group_by := group_by, match := match, lookback := lookback,
-                                    source := source)
-            WINDOW g AS (PARTITION BY Labels, SeriesId, TimeUnix ORDER BY upper, lower
+                   sum(n) OVER (PARTITION BY GroupId, TimeUnix) AS total
+            FROM otel_bucket_group_counts(metric, period, step := step, until := until,
+                                          group_by := group_by, match := match,
+                                          lookback := lookback, source := source)
+            WINDOW g AS (PARTITION BY GroupId, TimeUnix ORDER BY upper, lower
                          ROWS UNBOUNDED PRECEDING)
         ), found AS (
             SELECT *, cum - n AS below, q * total AS rank
             FROM counts
             WHERE total > 0 AND cum >= q * total
-            QUALIFY row_number() OVER (PARTITION BY Labels, SeriesId, TimeUnix
+            QUALIFY row_number() OVER (PARTITION BY GroupId, TimeUnix
                                        ORDER BY upper, lower) = 1
         )
-        SELECT Labels, TimeUnix,
+        SELECT l.Labels, f.TimeUnix,
                CASE WHEN q < 0 THEN '-inf'::DOUBLE
                     WHEN q > 1 THEN 'inf'::DOUBLE
                     WHEN isinf(upper) THEN lower
@@ -314,39 +367,51 @@ MACROS: dict[str, str] = {
                     ELSE coalesce(lower, 0) + (upper - coalesce(lower, 0))
                          * coalesce((rank - below) / nullif(n, 0), 0)
                END AS Value,
-               SeriesId
-        FROM found
+               l.SeriesId
+        FROM found f JOIN otel_group_labels(metric, group_by := group_by, match := match) l
+            USING (GroupId)
         ORDER BY TimeUnix
     """,
     "sla_adherence": f"""
         (metric, threshold, {_COMMON_ARGS}, lookback := NULL) AS TABLE
-        SELECT Labels, TimeUnix,
-               sum(CASE WHEN upper <= threshold THEN n
-                        WHEN coalesce(lower, 0) < threshold AND NOT isinf(upper)
-                        THEN n * (threshold - coalesce(lower, 0)) / (upper - coalesce(lower, 0))
-                        ELSE 0 END) / nullif(sum(n), 0) AS Value,
-               SeriesId,
-               sum(n) AS Total
-        FROM otel_bucket_counts(metric, period, step := step, until := until,
-                                group_by := group_by, match := match, lookback := lookback,
-                                source := source)
-        GROUP BY Labels, TimeUnix, SeriesId
-        HAVING sum(n) > 0
+        WITH shares AS (
+            SELECT GroupId, TimeUnix,
+                   sum(CASE WHEN upper <= threshold THEN n
+                            WHEN coalesce(lower, 0) < threshold AND NOT isinf(upper)
+                            THEN n * (threshold - coalesce(lower, 0))
+                                 / (upper - coalesce(lower, 0))
+                            ELSE 0 END) / nullif(sum(n), 0) AS Value,
+                   sum(n) AS Total
+            FROM otel_bucket_group_counts(metric, period, step := step, until := until,
+                                          group_by := group_by, match := match,
+                                          lookback := lookback, source := source)
+            GROUP BY GroupId, TimeUnix
+            HAVING sum(n) > 0
+        )
+        SELECT l.Labels, v.TimeUnix, v.Value, l.SeriesId, v.Total
+        FROM shares v JOIN otel_group_labels(metric, group_by := group_by, match := match) l
+            USING (GroupId)
         ORDER BY TimeUnix
     """,
     # avg/min/max/sum/count/last per group and bucket; fill := true adds empty buckets.
     "window_stats": f"""
         (metric, {_COMMON_ARGS}, fill := false) AS TABLE
-        WITH stats AS (
-            SELECT any_value({_LABELS}) AS Labels, {_SERIES_KEY} AS SeriesId,
-                   {_BUCKET} AS TimeUnix, sum(p.count) AS Count, sum(p.sum) AS Sum,
+        WITH grouped AS (
+            SELECT g.GroupId, {_BUCKET} AS TimeUnix, sum(p.count) AS Count, sum(p.sum) AS Sum,
                    sum(p.sum) / sum(p.count) AS Avg, min(p.min) AS Min, max(p.max) AS Max,
                    arg_max(p.last, struct_pack(t := p.last_time, s := p.series_id)) AS Last
             FROM otel_number_partials(metric, period, until := until, source := source,
                                       step := step) p
-            JOIN series s USING (series_id)
-            WHERE {_MATCH} AND {_CHECK_SOURCE}
-            GROUP BY {_SERIES_KEY}, {_GROUP_KEY}, {_BUCKET}
+            JOIN otel_series_groups(metric, group_by := group_by, match := match) g
+                USING (series_id)
+            WHERE {_CHECK_SOURCE}
+            GROUP BY g.GroupId, TimeUnix
+        ), stats AS (
+            SELECT l.Labels, l.SeriesId, v.TimeUnix, v.Count, v.Sum, v.Avg, v.Min, v.Max,
+                   v.Last
+            FROM grouped v
+            JOIN otel_group_labels(metric, group_by := group_by, match := match) l
+                USING (GroupId)
         ), grid AS (
             SELECT DISTINCT g.Labels, g.SeriesId, unnest(range({_SINCE}, {_UNTIL},
                                                               {_STEP})) AS TimeUnix
@@ -386,7 +451,25 @@ PUBLIC = ("rate", "increase", "histogram_quantile", "sla_adherence", "window_sta
           "time_grid")
 
 
+def install_watermarks(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create ``otel_rollup_until(source)`` from the watermarks in ``otel_hms_meta``.
+
+    Called in the transaction that moves a watermark, so a reader sees the macro and the
+    roll-up rows of the same commit.
+    """
+    rows = con.execute("SELECT key, value FROM otel_hms_meta WHERE key IN "
+                       "('rollup_1m_until', 'rollup_1h_until')").fetchall()
+    marks = {key: value for key, value in rows if value}
+    cases = " ".join(
+        f"WHEN '{res}' THEN TIMESTAMPTZ '{marks[f'rollup_{res}_until']}'"
+        for res in ("1m", "1h") if f"rollup_{res}_until" in marks)
+    body = (f"CASE source {cases} ELSE '-infinity'::TIMESTAMPTZ END" if cases
+            else "'-infinity'::TIMESTAMPTZ")
+    con.execute(f"CREATE OR REPLACE MACRO otel_rollup_until(source) AS {body}")
+
+
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)create every helper; dependencies are defined before their users."""
+    install_watermarks(con)
     for name, body in MACROS.items():
         con.execute(f"CREATE OR REPLACE MACRO {name}{body}")
