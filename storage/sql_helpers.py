@@ -119,29 +119,33 @@ MACROS: dict[str, str] = {
         WITH base AS (
             -- Per series, the last point before the range (within lookback): the baseline.
             SELECT p.series_id,
-                   arg_max(struct_pack(v := coalesce(p.value_int::DOUBLE, p.value),
-                                       st := p.start_time_unix_nano), p.time) AS b
+                   arg_max(coalesce(p.value_int::DOUBLE, p.value), p.time_unix_nano) AS bv,
+                   arg_max(p.start_time_unix_nano, p.time_unix_nano) AS bst
             FROM points_sum p JOIN series s USING (series_id)
             WHERE {_METRIC}
               AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_SINCE}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
             GROUP BY p.series_id
-        ), pts AS (
-            SELECT p.series_id, p.time, p.start_time_unix_nano AS st,
-                   coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp
+        ), lagged AS (
+            -- One window pass: each point with the one before it.  A point at the time of
+            -- the one before it is a duplicate (a retried export) and is dropped below.
+            SELECT p.series_id, p.time, p.time_unix_nano AS t, p.start_time_unix_nano AS st,
+                   coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp,
+                   lag(p.time_unix_nano) OVER w AS lt,
+                   lag(coalesce(p.value_int::DOUBLE, p.value)) OVER w AS lv,
+                   lag(p.start_time_unix_nano) OVER w AS lst
             FROM points_sum p JOIN series s USING (series_id)
             WHERE {_METRIC}
               AND p.time >= {_SINCE} AND p.time < {_UNTIL}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
-            QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
-        ), lagged AS (
-            SELECT *, lag(v) OVER w AS lv, lag(st) OVER w AS lst
-            FROM pts WINDOW w AS (PARTITION BY series_id ORDER BY time)
+            WINDOW w AS (PARTITION BY p.series_id ORDER BY p.time_unix_nano,
+                         coalesce(p.value_int::DOUBLE, p.value), p.start_time_unix_nano)
         ), ordered AS (
             SELECT l.series_id, l.time, l.st, l.v, l.tp,
-                   CASE WHEN l.lv IS NULL THEN b.b.v ELSE l.lv END AS pv,
-                   CASE WHEN l.lv IS NULL THEN b.b.st ELSE l.lst END AS pst
+                   CASE WHEN l.lt IS NULL THEN b.bv ELSE l.lv END AS pv,
+                   CASE WHEN l.lt IS NULL THEN b.bst ELSE l.lst END AS pst
             FROM lagged l LEFT JOIN base b USING (series_id)
+            WHERE l.lt IS DISTINCT FROM l.t
         )
         SELECT series_id, time,
                CASE WHEN tp = 1 THEN v
