@@ -27,7 +27,7 @@ from .query_spec import (
     parse_query,
     to_sql,
 )
-from .series_labels import distinct_labels, series_info
+from .series_labels import LABELS_SQL, extra_labels
 from .sql_query import QueryError, fetch_all
 
 TEMPORALITY = {1: "delta", 2: "cumulative"}
@@ -79,13 +79,8 @@ class QueryService:
 
     def series_labels(self, metric: str) -> dict[int, dict[str, str]]:
         """Labels telling the metric's series apart (see ``series_labels``)."""
-        _, rows = fetch_all(self.con, """
-            SELECT series_id, service_name, map_keys(attributes), map_values(attributes),
-                   map_keys(resource_attributes), map_values(resource_attributes),
-                   scope_name, scope_version
-            FROM series WHERE metric_name = ?
-        """, [metric], self.timeout)
-        return distinct_labels(series_info(rows))
+        _, rows = fetch_all(self.con, LABELS_SQL, [metric], self.timeout)
+        return extra_labels(rows)
 
     def metrics(self) -> list[dict[str, Any]]:
         points = " UNION ALL ".join(
@@ -127,14 +122,15 @@ def _number(value: Any) -> float | None:
 def shape(rows: list[tuple[Any, ...]],
           labels: dict[int, dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """Rows of (label keys, label values, time in ms, Value, SeriesId) to
-    ``[{labels, points}]``; ``labels`` replaces the rows' labels of the series it names."""
+    ``[{labels, points}]``; ``labels`` adds to the labels of the series it names."""
     labels = labels or {}
     series: dict[tuple[Any, ...], dict[str, Any]] = {}
     for keys, values, t_ms, value, sid in rows:
         key = (tuple(keys), tuple(values), sid)
         entry = series.get(key)
         if entry is None:
-            own = labels[sid] if sid in labels else dict(zip(keys, values))
+            own = dict(zip(keys, values))
+            own.update(labels.get(sid, ()))
             entry = series[key] = {"labels": dict(sorted(own.items())), "points": []}
         entry["points"].append([t_ms, _number(value)])
     out = list(series.values())

@@ -8,6 +8,7 @@ alike get the resource attributes they differ in, then ``otel.scope.name`` /
 ``otel.scope.version`` (the Prometheus exporters' scope labels), and as a last resort
 ``otel.series_id``.  Look-alikes are found among all the metric's series, not only the
 answer's, so a series keeps its labels whatever the range (the stream relies on that).
+Only look-alikes are read in full: for the others the instance id is all it takes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,31 @@ from typing import Any, NamedTuple
 
 INSTANCE = "service.instance.id"
 
+# Per series of metric ``?``: its instance id and, when other series share its helper labels
+# (point attributes over service.name) and instance id, what is needed to tell them apart.
+LABELS_SQL = """
+    WITH s AS (
+        SELECT *, coalesce(attributes['service.instance.id'],
+                           resource_attributes['service.instance.id']) AS instance,
+               count(*) OVER (
+                   PARTITION BY coalesce(attributes['service.name'], service_name, ''),
+                                CASE WHEN attributes['service.name'] IS NULL THEN attributes
+                                     ELSE map_from_entries(list_filter(map_entries(attributes),
+                                         lambda e: e.key <> 'service.name')) END,
+                                instance) AS alike
+        FROM series WHERE metric_name = ?
+    )
+    SELECT series_id, instance, alike > 1,
+           CASE WHEN alike > 1 THEN service_name END,
+           CASE WHEN alike > 1 THEN map_keys(attributes) END,
+           CASE WHEN alike > 1 THEN map_values(attributes) END,
+           CASE WHEN alike > 1 THEN map_keys(resource_attributes) END,
+           CASE WHEN alike > 1 THEN map_values(resource_attributes) END,
+           CASE WHEN alike > 1 THEN scope_name END,
+           CASE WHEN alike > 1 THEN scope_version END
+    FROM s
+"""
+
 
 class SeriesInfo(NamedTuple):
     """What the ``series`` table says about one series of the metric."""
@@ -25,6 +51,19 @@ class SeriesInfo(NamedTuple):
     labels: dict[str, str]  # point attributes and service.name, as the helpers label it
     resource: dict[str, str]
     scope: dict[str, str]  # otel.scope.name / otel.scope.version, when set
+
+
+def extra_labels(rows: Iterable[tuple[Any, ...]]) -> dict[int, dict[str, str]]:
+    """``LABELS_SQL`` rows to the labels each series adds to its helper labels."""
+    extra: dict[int, dict[str, str]] = {}
+    alike = []
+    for sid, instance, lookalike, *info in rows:
+        if lookalike:
+            alike.append((sid, *info))
+        elif instance is not None:
+            extra[sid] = {INSTANCE: instance}
+    extra.update(distinct_labels(series_info(alike)))
+    return extra
 
 
 def series_info(rows: Iterable[tuple[Any, ...]]) -> dict[int, SeriesInfo]:
