@@ -222,22 +222,23 @@ def questions(work: Workload) -> list[Question]:
 
 def _prom_label_key(labels: dict[str, str], q: Question) -> tuple[str, ...]:
     if q.key == "b":
-        return (labels["job"].split("/", 1)[1], labels["http_route"],
+        return (labels["job"].split("/", 1)[1], labels["instance"], labels["http_route"],
                 labels["http_request_method"], labels["http_response_status_code"])
     return (labels["http_route"],)
 
 
 def _otel_label_key(labels: dict[str, str], q: Question) -> tuple[str, ...]:
     if q.key == "b":
-        return (labels["service.name"], labels["http.route"], labels["http.request.method"],
+        return (labels["service.name"], labels["service.instance.id"], labels["http.route"],
+                labels["http.request.method"],
                 labels["http.response.status_code"])
     return (labels["http.route"],)
 
 
 def parse_answer(system: str, q: Question, body: bytes) -> Answer:
-    """``{(labels…, bucket start in s): value}``; for (b) ``{labels: sorted values}``
-    (otel-hms labels of an ungrouped series are its point attributes and service.name, so
-    the two replicas of a service share them)."""
+    """``{(labels…, bucket start in s): value}``; for (b) ``{labels: [value]}`` (the
+    instant answer has one value per series: otel-hms' ``service.instance.id`` is the
+    others' ``instance``)."""
     doc = json.loads(body)
     out: Answer = {}
     if system == "otel-hms":

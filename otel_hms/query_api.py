@@ -27,6 +27,7 @@ from .query_spec import (
     parse_query,
     to_sql,
 )
+from .series_labels import LABELS_SQL, extra_labels
 from .sql_query import QueryError, fetch_all
 
 TEMPORALITY = {1: "delta", 2: "cumulative"}
@@ -68,12 +69,18 @@ class QueryService:
         source, spec = choose_source(spec, self.watermarks(), kept_since)
         sql, args = to_sql(spec, kind, source)
         _, rows = fetch_all(self.con, sql, args, self.timeout)
+        labels = None if spec.by else self.series_labels(spec.metric)
         return {
             "metric": spec.metric, "kind": kind, "agg": spec.agg,
             "start_ms": _ms(spec.start), "end_ms": _ms(spec.end),
             "step_ms": int(spec.step.total_seconds() * 1000), "source": source,
-            "series": shape(rows),
+            "series": shape(rows, labels),
         }
+
+    def series_labels(self, metric: str) -> dict[int, dict[str, str]]:
+        """Labels telling the metric's series apart (see ``series_labels``)."""
+        _, rows = fetch_all(self.con, LABELS_SQL, [metric], self.timeout)
+        return extra_labels(rows)
 
     def metrics(self) -> list[dict[str, Any]]:
         points = " UNION ALL ".join(
@@ -112,15 +119,19 @@ def _number(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def shape(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+def shape(rows: list[tuple[Any, ...]],
+          labels: dict[int, dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """Rows of (label keys, label values, time in ms, Value, SeriesId) to
-    ``[{labels, points}]``."""
+    ``[{labels, points}]``; ``labels`` adds to the labels of the series it names."""
+    labels = labels or {}
     series: dict[tuple[Any, ...], dict[str, Any]] = {}
     for keys, values, t_ms, value, sid in rows:
         key = (tuple(keys), tuple(values), sid)
         entry = series.get(key)
         if entry is None:
-            entry = series[key] = {"labels": dict(sorted(zip(keys, values))), "points": []}
+            own = dict(zip(keys, values))
+            own.update(labels.get(sid, ()))
+            entry = series[key] = {"labels": dict(sorted(own.items())), "points": []}
         entry["points"].append([t_ms, _number(value)])
     out = list(series.values())
     for entry in out:

@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 
 from . import sql_helpers
+from .schema import LIST_BUCKETS
 
 log = logging.getLogger("otel_hms.rollups")
 
@@ -85,7 +86,7 @@ def _next_point(cur: duckdb.DuckDBPyConnection, since: dt.datetime) -> dt.dateti
 def _next_minute_rollup(cur: duckdb.DuckDBPyConnection, since: dt.datetime
                         ) -> dt.datetime | None:
     found = [cur.execute(f"SELECT min(time) FROM {t} WHERE time >= ?", [since]).fetchone()
-             for t in ("rollup_1m_number", "rollup_1m_buckets")]
+             for t in ("rollup_1m_number", "rollup_1m_histograms")]
     times = [r[0] for r in found if r and r[0] is not None]
     return min(times) if times else None
 
@@ -124,13 +125,13 @@ def roll_up_minutes(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.date
             SELECT series_id, time, count, sum, min, max, last, last_time, increase
             FROM nums LEFT JOIN incs USING (series_id, time)
         """, {"lo": lo, "hi": hi, "period": period, "lookback": LOOKBACK})
-        cur.execute("""
-            INSERT INTO rollup_1m_buckets
-            SELECT series_id, time_bucket(INTERVAL 1 MINUTE, time), lower, upper, sum(n)
+        cur.execute("INSERT INTO rollup_1m_histograms " + LIST_BUCKETS.format(rows="""
+            SELECT series_id, time_bucket(INTERVAL 1 MINUTE, time) AS time, lower, upper,
+                   sum(n) AS n
             FROM otel_bucket_increments(NULL, $period, until := $hi, lookback := $lookback)
             WHERE n IS NOT NULL
             GROUP BY ALL
-        """, {"hi": hi, "period": period, "lookback": LOOKBACK})
+        """), {"hi": hi, "period": period, "lookback": LOOKBACK})
         _set_watermark(cur, "1m", hi)
 
 
@@ -144,12 +145,14 @@ def roll_up_hours(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.dateti
             FROM rollup_1m_number WHERE time >= $lo AND time < $hi
             GROUP BY ALL
         """, {"lo": lo, "hi": hi})
-        cur.execute("""
-            INSERT INTO rollup_1h_buckets
-            SELECT series_id, time_bucket(INTERVAL 1 HOUR, time), lower, upper, sum(n)
-            FROM rollup_1m_buckets WHERE time >= $lo AND time < $hi
+        cur.execute("INSERT INTO rollup_1h_histograms " + LIST_BUCKETS.format(rows="""
+            SELECT series_id, time_bucket(INTERVAL 1 HOUR, time) AS time, lower, upper,
+                   sum(n) AS n
+            FROM (SELECT series_id, time, unnest(lower) AS lower, unnest(upper) AS upper,
+                         unnest(n) AS n
+                  FROM rollup_1m_histograms WHERE time >= $lo AND time < $hi)
             GROUP BY ALL
-        """, {"lo": lo, "hi": hi})
+        """), {"lo": lo, "hi": hi})
         _set_watermark(cur, "1h", hi)
 
 
@@ -241,7 +244,7 @@ class Maintenance:
         if minute_mark is not None:
             hour_lo = watermark(cur, "1h")
             if hour_lo is None:
-                oldest = _oldest(cur, ("rollup_1m_number", "rollup_1m_buckets"))
+                oldest = _oldest(cur, ("rollup_1m_number", "rollup_1m_histograms"))
                 hour_lo = _floor(oldest, HOUR) if oldest else _floor(minute_mark, HOUR)
             hour_hi = _floor(minute_mark, HOUR)
             while hour_lo < hour_hi and not self._stop.is_set():
@@ -269,10 +272,10 @@ class Maintenance:
                 self.stats.rows_deleted += _delete_before(self.cur, table, cutoff)
         if r.minute is not None and marks["1h"] is not None:
             cutoff = min(now - r.minute, marks["1h"])
-            for table in ("rollup_1m_number", "rollup_1m_buckets"):
+            for table in ("rollup_1m_number", "rollup_1m_histograms"):
                 self.stats.rows_deleted += _delete_before(self.cur, table, cutoff)
         if r.hour is not None:
-            for table in ("rollup_1h_number", "rollup_1h_buckets"):
+            for table in ("rollup_1h_number", "rollup_1h_histograms"):
                 self.stats.rows_deleted += _delete_before(self.cur, table, now - r.hour)
 
     def status(self) -> dict[str, Any]:

@@ -13,7 +13,10 @@ import duckdb
 
 from . import sql_helpers
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# 1 -> 2: histogram roll-ups hold one row per series and minute/hour with lists of bucket
+# bounds and increases (``rollup_*_histograms``), not one row per bucket (``rollup_*_buckets``,
+# now a view): 15 times fewer rows for the quantile helpers to scan, join and group.
 
 EXEMPLAR_TYPE = (
     "STRUCT(filtered_attributes JSON, time_unix_nano BIGINT, value DOUBLE, value_int BIGINT,"
@@ -116,16 +119,26 @@ _ROLLUP_NUMBER = """
     last_time TIMESTAMPTZ,
     increase DOUBLE
 """
-_ROLLUP_BUCKETS = """
+# Histogram buckets in (upper, lower) order: the i-th bucket is (lower[i], upper[i]] and saw
+# n[i] observations (see ``LIST_BUCKETS``).
+_ROLLUP_HISTOGRAMS = """
     series_id UBIGINT NOT NULL,
     time TIMESTAMPTZ NOT NULL,
-    lower DOUBLE,
-    upper DOUBLE,
-    n DOUBLE NOT NULL
+    lower DOUBLE[] NOT NULL,
+    upper DOUBLE[] NOT NULL,
+    n DOUBLE[] NOT NULL
 """
 for _res in ("1m", "1h"):
     TABLES[f"rollup_{_res}_number"] = _ROLLUP_NUMBER
-    TABLES[f"rollup_{_res}_buckets"] = _ROLLUP_BUCKETS
+    TABLES[f"rollup_{_res}_histograms"] = _ROLLUP_HISTOGRAMS
+
+# Rows of (series_id, time, lower, upper, n), one per bucket, from ``{rows}``, to one row per
+# series and time with the buckets as lists.
+LIST_BUCKETS = """
+    SELECT series_id, time, list(lower ORDER BY upper, lower) AS lower,
+           list(upper ORDER BY upper, lower) AS upper, list(n ORDER BY upper, lower) AS n
+    FROM ({rows}) GROUP BY series_id, time
+"""
 
 POINT_TABLES = {
     "gauge": "points_gauge",
@@ -243,6 +256,11 @@ VIEWS: dict[str, str] = {
               SELECT series_id, time, value, value_int FROM points_sum) p
         JOIN series s USING (series_id)
     """,
+    # The histogram roll-ups one row per bucket, as schema version 1 stored them.
+    **{f"rollup_{res}_buckets": f"""
+        SELECT series_id, time, unnest(lower) AS lower, unnest(upper) AS upper, unnest(n) AS n
+        FROM rollup_{res}_histograms
+    """ for res in ("1m", "1h")},
     # One row per series, the names people search by.
     "otel_series": """
         SELECT series_id AS SeriesId, metric_name AS MetricName, metric_type AS MetricType,
@@ -270,10 +288,30 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
                           f"understands ({SCHEMA_VERSION}); upgrade otel-hms")
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    if found and int(found[0]) < 2:
+        _migrate_histogram_rollups(con)
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     sql_helpers.install(con)
-    con.execute(
-        "INSERT INTO otel_hms_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
-        [SCHEMA_VERSION],
-    )
+    con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', ?)",
+                [SCHEMA_VERSION])
+
+
+def _migrate_histogram_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 1 -> 2: per-bucket histogram roll-up rows become list rows, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for res in ("1m", "1h"):
+            old = con.execute("SELECT table_type FROM information_schema.tables "
+                              "WHERE table_name = ?", [f"rollup_{res}_buckets"]).fetchone()
+            if not old or old[0] != "BASE TABLE":
+                continue
+            rows = f"SELECT series_id, time, lower, upper, n FROM rollup_{res}_buckets"
+            con.execute(f"INSERT INTO rollup_{res}_histograms "  # time order: scans prune
+                        + LIST_BUCKETS.format(rows=rows) + " ORDER BY time, series_id")
+            con.execute(f"DROP TABLE rollup_{res}_buckets")
+        con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '2')")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -119,29 +119,33 @@ MACROS: dict[str, str] = {
         WITH base AS (
             -- Per series, the last point before the range (within lookback): the baseline.
             SELECT p.series_id,
-                   arg_max(struct_pack(v := coalesce(p.value_int::DOUBLE, p.value),
-                                       st := p.start_time_unix_nano), p.time) AS b
+                   arg_max(coalesce(p.value_int::DOUBLE, p.value), p.time_unix_nano) AS bv,
+                   arg_max(p.start_time_unix_nano, p.time_unix_nano) AS bst
             FROM points_sum p JOIN series s USING (series_id)
             WHERE {_METRIC}
               AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_SINCE}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
             GROUP BY p.series_id
-        ), pts AS (
-            SELECT p.series_id, p.time, p.start_time_unix_nano AS st,
-                   coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp
+        ), lagged AS (
+            -- One window pass: each point with the one before it.  A point at the time of
+            -- the one before it is a duplicate (a retried export) and is dropped below.
+            SELECT p.series_id, p.time, p.time_unix_nano AS t, p.start_time_unix_nano AS st,
+                   coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp,
+                   lag(p.time_unix_nano) OVER w AS lt,
+                   lag(coalesce(p.value_int::DOUBLE, p.value)) OVER w AS lv,
+                   lag(p.start_time_unix_nano) OVER w AS lst
             FROM points_sum p JOIN series s USING (series_id)
             WHERE {_METRIC}
               AND p.time >= {_SINCE} AND p.time < {_UNTIL}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
-            QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
-        ), lagged AS (
-            SELECT *, lag(v) OVER w AS lv, lag(st) OVER w AS lst
-            FROM pts WINDOW w AS (PARTITION BY series_id ORDER BY time)
+            WINDOW w AS (PARTITION BY p.series_id ORDER BY p.time_unix_nano,
+                         coalesce(p.value_int::DOUBLE, p.value), p.start_time_unix_nano)
         ), ordered AS (
             SELECT l.series_id, l.time, l.st, l.v, l.tp,
-                   CASE WHEN l.lv IS NULL THEN b.b.v ELSE l.lv END AS pv,
-                   CASE WHEN l.lv IS NULL THEN b.b.st ELSE l.lst END AS pst
+                   CASE WHEN l.lt IS NULL THEN b.bv ELSE l.lv END AS pv,
+                   CASE WHEN l.lt IS NULL THEN b.bst ELSE l.lst END AS pst
             FROM lagged l LEFT JOIN base b USING (series_id)
+            WHERE l.lt IS DISTINCT FROM l.t
         )
         SELECT series_id, time,
                CASE WHEN tp = 1 THEN v
@@ -268,6 +272,8 @@ MACROS: dict[str, str] = {
                                  step := step)
         WHERE {_TAIL}
     """,
+    # Bucket increases of raw points: the whole range (source 'raw') or the part after the
+    # roll-up's watermark.
     "otel_bucket_partials": f"""
         (metric, period, until := NULL, lookback := NULL, source := 'raw', step := NULL)
         AS TABLE
@@ -276,12 +282,16 @@ MACROS: dict[str, str] = {
                                     step := step)
         WHERE source = 'raw'
         UNION ALL
-        {_rollup_union("buckets", "r.lower, r.upper, r.n")}
-        UNION ALL
         SELECT series_id, time, lower, upper, n
         FROM otel_bucket_increments(metric, {_TAIL_PERIOD}, until := until,
                                     lookback := lookback, step := step)
         WHERE {_TAIL}
+    """,
+    # Histogram roll-up rows up to the watermark: per series and minute or hour, the bucket
+    # bounds and increases as lists.
+    "otel_bucket_rollups": f"""
+        (metric, period, until := NULL, source := 'raw') AS TABLE
+        {_rollup_union("histograms", "r.lower, r.upper, r.n")}
     """,
     # One row per selected series: its group (a dense integer id, so the big aggregations
     # group on a fixed-width key), the group's labels and, ungrouped, the series id.  Labels
@@ -322,15 +332,25 @@ MACROS: dict[str, str] = {
                       match := match, lookback := lookback, source := source)
     """,
     # Observations per group, bucket of time and histogram bucket (groups by id only).
+    # Roll-up rows are joined to their group as lists (15 times fewer rows than buckets),
+    # then unnested.
     "otel_bucket_group_counts": f"""
         (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
-        SELECT g.GroupId, {_BUCKET} AS TimeUnix, p.lower, p.upper, sum(p.n) AS n
-        FROM otel_bucket_partials(metric, period, until := until, lookback := lookback,
-                                  source := source, step := step) p
-        JOIN otel_series_groups(metric, group_by := group_by, match := match) g
-            USING (series_id)
-        WHERE p.n IS NOT NULL AND {_CHECK_SOURCE}
-        GROUP BY g.GroupId, TimeUnix, p.lower, p.upper
+        SELECT GroupId, TimeUnix, lower, upper, sum(n) AS n
+        FROM (SELECT g.GroupId, {_BUCKET} AS TimeUnix, p.lower, p.upper, p.n
+              FROM otel_bucket_partials(metric, period, until := until, lookback := lookback,
+                                        source := source, step := step) p
+              JOIN otel_series_groups(metric, group_by := group_by, match := match) g
+                  USING (series_id)
+              WHERE p.n IS NOT NULL AND {_CHECK_SOURCE}
+              UNION ALL
+              SELECT g.GroupId, {_BUCKET} AS TimeUnix, unnest(p.lower), unnest(p.upper),
+                     unnest(p.n)
+              FROM otel_bucket_rollups(metric, period, until := until, source := source) p
+              JOIN otel_series_groups(metric, group_by := group_by, match := match) g
+                  USING (series_id)
+              WHERE {_CHECK_SOURCE})
+        GROUP BY GroupId, TimeUnix, lower, upper
     """,
     "otel_bucket_counts": f"""
         (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE

@@ -350,3 +350,36 @@ def test_queries_while_ingest_continues(server: ServerProcess) -> None:
     assert sent > 0
     assert server.scalar("SELECT count(*) FROM otel_metrics_gauge "
                          "WHERE MetricName = 'busy'") == 200 * sent
+
+
+def test_ungrouped_series_are_told_apart(tmp_path: Path) -> None:
+    """Replicas get service.instance.id; look-alikes without one, what their resources
+    differ in; a grouped answer keeps only the group keys."""
+    s = ServerProcess(tmp_path / "replicas.duckdb", [], {}, tmp_path / "serve.log")
+    try:
+        s.wait_ready()
+        for value, resource in ((10, {"service.instance.id": "i-1", "host.name": "h1"}),
+                                (20, {"service.instance.id": "i-2", "host.name": "h1"}),
+                                (30, {"host.name": "h2", "cloud.region": "eu"}),
+                                (40, {"host.name": "h3", "cloud.region": "eu"})):
+            s.export(request(sum_metric("served", [
+                number_point(A, 10, 0, start=0), number_point(A, 20, value, start=0)]),
+                resource=resource))
+        status, body = get(s, "/api/v1/query", metric="served", range="50s", step="50s",
+                           end=END, agg="increase")
+        assert status == 200, body
+        t = (T0_S + 5) * 1000
+        assert body["series"] == [
+            {"labels": {"env": "prod", "host.name": "h2", "route": "/a",
+                        "service.name": "svc"}, "points": [[t, 30.0]]},
+            {"labels": {"env": "prod", "host.name": "h3", "route": "/a",
+                        "service.name": "svc"}, "points": [[t, 40.0]]},
+            {"labels": {"env": "prod", "route": "/a", "service.instance.id": "i-1",
+                        "service.name": "svc"}, "points": [[t, 10.0]]},
+            {"labels": {"env": "prod", "route": "/a", "service.instance.id": "i-2",
+                        "service.name": "svc"}, "points": [[t, 20.0]]}]
+        status, body = get(s, "/api/v1/query", metric="served", range="50s", step="50s",
+                           end=END, agg="increase", by="route")
+        assert body["series"] == [{"labels": {"route": "/a"}, "points": [[t, 100.0]]}]
+    finally:
+        s.kill()
