@@ -2,9 +2,9 @@
 
 Started by ``DecodePool`` as ``python -m otel_hms.receiver.decode_worker``, it reads framed
 messages on stdin and answers each on the original stdout (fd 1 is pointed at stderr, so a
-stray print cannot corrupt the stream).  It keeps its own ``Decoder`` and series caches and builds the batch's Arrow tables
-(``arrow_batches.prepare``), so the server only inserts them; the
-server tells it, with each request, which of the series it sent rows for are now committed.
+stray print cannot corrupt the stream).  It keeps its own ``Decoder`` and series caches and
+builds the batch's point tables (``arrow_batches.prepare``), so the server only inserts them;
+the server tells it, with each request, which series it sent rows for are now committed.
 It ignores SIGINT and SIGTERM (the server drains it) and exits when stdin closes, which also
 happens when the server dies, so a worker never outlives its server.
 """

@@ -17,13 +17,14 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from otlp_requests import gauge_request, kv
 
-from conftest import ServerProcess, StartServer, wait_until
 from otel_hms.receiver.decode import DecodedBatch, Decoder
 from otel_hms.receiver.decode_pool import DecodePool
 from otel_hms.receiver.errors import InvalidRequest, Overloaded
 from otel_hms.storage.arrow_batches import prepare
+
+from conftest import ServerProcess, StartServer, wait_until
+from otlp_requests import gauge_request, kv
 
 T = 1_767_225_600 * 10**9
 EXPORT = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
@@ -56,10 +57,10 @@ def mixed_request(offset: int = 0) -> bytes:
     hist = sm.metrics.add(name="pool.duration", unit="s")
     hist.histogram.aggregation_temporality = 2
     for i in range(10):
-        dp = hist.histogram.data_points.add(
+        hp = hist.histogram.data_points.add(
             start_time_unix_nano=T, time_unix_nano=T + offset + i, count=6, sum=1.5,
             explicit_bounds=[0.1, 1.0], bucket_counts=[1, 2, 3], min=0.01, max=2.0)
-        dp.attributes.append(kv("route", f"/h{i}"))
+        hp.attributes.append(kv("route", f"/h{i}"))
     odd = hist.histogram.data_points.add(time_unix_nano=T + offset, count=1,
                                          explicit_bounds=[1.0, 0.5], bucket_counts=[1, 0, 0])
     odd.attributes.append(kv("route", "/odd"))
