@@ -85,6 +85,8 @@ class _Worker:
             ok, answer = pickle.loads(self._recv.recv_bytes())
         except (EOFError, OSError) as exc:
             raise _Died(type(exc).__name__) from None
+        except Exception as exc:  # an answer that does not unpickle: the stream is lost
+            raise _Died(f"unreadable answer: {exc}") from None
         if not ok:
             return False, answer
         batch, refs, reset = answer
@@ -230,6 +232,9 @@ class DecodePool:
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            workers = list(self._all)
-        for worker in workers:
+            busy = [w for w in self._all if w not in self._idle]
+            idle = list(self._idle)
+        for worker in busy:  # still decoding: its caller gets UNAVAILABLE at once
+            worker.proc.kill()
+        for worker in idle:
             worker.stop(max(0.5, deadline - time.monotonic()))

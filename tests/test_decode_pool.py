@@ -253,3 +253,28 @@ def test_arrow_tables_survive_the_pipe() -> None:
     assert batch.prepared is not None
     assert batch.prepared["gauge"].schema.field("time").type == pa.timestamp("us", tz="UTC")
     assert batch.prepared["gauge"].num_rows == 50
+
+
+def test_close_stops_a_hung_worker_and_fails_its_request() -> None:
+    pool = DecodePool(1, timeout=20)
+    worker = pool.status().pids[0]
+    pool.decode(mixed_request())
+    os.kill(worker, signal.SIGSTOP)
+    outcome: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            pool.decode(mixed_request(1000))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    wait_until(lambda: pool.status().in_flight == 1, message="the request in the worker")
+    pool.close(timeout=0.5)
+    sender.join(10)
+    assert not sender.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], Overloaded)
+    assert not _alive(worker)
+    with pytest.raises(Overloaded, match="shutting down"):
+        pool.decode(mixed_request())
