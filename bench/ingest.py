@@ -751,14 +751,15 @@ def otel_hms_argv() -> list[str]:
 
 
 def run_otel_hms(work: Workload, payloads: list[list[bytes]], counts: list[list[int]],
-                 tmp: Path, py_spy: str | None, py_spy_args: str | None = None) -> Measure:
+                 tmp: Path, py_spy: str | None, py_spy_args: str | None = None,
+                 server_args: str | None = None) -> Measure:
     grpc_port, http_port, api_port = free_ports(3)
     db = tmp / "otel-hms.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_HMS_")}
     argv = otel_hms_argv() + [
         "serve", "--db", str(db), "--otlp-grpc", f"{HOST}:{grpc_port}",
         "--otlp-http", f"{HOST}:{http_port}", "--api", f"{HOST}:{api_port}",
-        "--log-level", "warning"]
+        "--log-level", "warning", *(server_args or "").split()]
     server = Service("otel-hms", argv, tmp / "otel-hms.log", env)
     spy: subprocess.Popen[bytes] | None = None
     try:
@@ -1032,6 +1033,8 @@ def main(argv: list[str] | None = None) -> int:
                         "else raw collapsed stacks); that run is slower")
     parser.add_argument("--py-spy-args", metavar="ARGS", help="extra py-spy record options "
                         "(default --nonblocking; e.g. '--gil' or '--native')")
+    parser.add_argument("--server-args", metavar="ARGS", help="extra `otel-hms serve` options, "
+                        "e.g. '--decode-workers 0'")
     args = parser.parse_args(argv)
     if args.points < 1 or args.runs < 1 or args.clients < 1:
         parser.error("--points, --runs and --clients must be positive")
@@ -1063,7 +1066,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {run}/{args.runs}", flush=True)
         with tempfile.TemporaryDirectory(prefix="otel-hms-bench-") as tmp:
             m = run_otel_hms(work, otlp, counts, Path(tmp),
-                             args.py_spy if run == 1 else None, args.py_spy_args)
+                             args.py_spy if run == 1 else None, args.py_spy_args,
+                             args.server_args)
             ours.append(m)
             print(describe_run(m, args.verbose), flush=True)
         if vm_bin:

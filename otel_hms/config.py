@@ -124,6 +124,9 @@ def validate(values: dict[str, Any]) -> None:
                  "sql_row_limit", "sql_timeout_seconds", "rollup_interval_seconds"):
         if values[name] <= 0:
             raise ConfigError(f"{BY_NAME[name].flag}: must be > 0 (got {values[name]})")
+    if not 0 <= values["decode_workers"] <= 64:
+        raise ConfigError(f"--decode-workers: must be 0-64, 0 to decode in the server process "
+                          f"(got {values['decode_workers']})")
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise ConfigError("--tls-cert and --tls-key: give both or neither")
     for name in ("tls_cert", "tls_key"):

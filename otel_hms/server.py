@@ -28,6 +28,7 @@ from .config import ConfigError, duration_setting, parse_address
 from .dashboard import dashboard_routes, load_dashboards
 from .query_api import QueryService
 from .receiver.decode import Decoder
+from .receiver.decode_pool import DecodePool
 from .receiver.grpc_server import start_grpc
 from .receiver.http_server import otlp_http_app
 from .receiver.ingest import Ingest
@@ -72,6 +73,7 @@ class Server:
         self.stopping = threading.Event()
         self._ready = False
         self.alerting: Alerting | None = None
+        self.pool: DecodePool | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -84,8 +86,10 @@ class Server:
         alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
                             f"http://{s['api']}")
         decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known)
+        if s["decode_workers"] > 0:
+            self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"])
         ingest = Ingest(self.writer, decoder, s["auth_token"],
-                        busy_errors=(StoreBusy, WriterClosed))
+                        busy_errors=(StoreBusy, WriterClosed), workers=self.pool)
         tls = None
         if s["tls_cert"]:
             with open(s["tls_cert"], "rb") as c, open(s["tls_key"], "rb") as k:
@@ -132,6 +136,7 @@ class Server:
             "pending_points": self.writer.pending_points,
             "series": len(self.writer.known),
             "rollups": self.maintenance.status(),
+            **({"decode": dataclasses.asdict(self.pool.status())} if self.pool else {}),
         }
 
     def wait(self) -> None:
@@ -146,6 +151,8 @@ class Server:
         self.http.should_exit = True
         self.api.should_exit = True
         self._loop_thread.join(10)
+        if self.pool is not None:
+            self.pool.close()
         if self.alerting is not None:
             self.alerting.stop()
         self.maintenance.stop()

@@ -40,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
             "decompression (gRPC RESOURCE_EXHAUSTED / HTTP 413 above it)", int),
     Setting("max_pending_points", 2_000_000, "points queued for the writer before exports "
             "are refused with UNAVAILABLE / 503 so senders retry", int),
+    Setting("decode_workers", 1, "processes that decode OTLP requests beside the server's "
+            "writer (0: decode in the server process)", int),
     Setting("max_attributes_per_point", 256, "points with more attributes are rejected "
             "(reported in partial_success)", int),
     Setting("sql_timeout_seconds", 30.0, "time limit of one query on the SQL endpoint", float),

@@ -110,6 +110,9 @@ class DecodedBatch:
     scans: list[tuple[_Context, bytes, number_points.NumberScan]] = field(default_factory=list)
     histogram_scans: list[tuple[_Context, bytes, histogram_points.HistogramScan]] = field(
         default_factory=list)
+    # Set by ``arrow_batches.prepare`` (in a decode worker): each kind's finished table;
+    # ``columns`` and ``tables`` are then empty.
+    prepared: dict[str, pa.Table] | None = None
 
     def reject(self, count: int, message: str) -> None:
         """Count ``count`` rejected points; the first few messages are kept for the reply."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol
 
@@ -29,6 +30,13 @@ class BatchSink(Protocol):
     def submit(self, batch: DecodedBatch) -> Future[int]: ...
 
 
+class DecodeWorkers(Protocol):
+    """Worker processes that decode serialized requests (``decode_pool.DecodePool``)."""
+
+    def decode(self, body: bytes
+               ) -> tuple[DecodedBatch, Callable[[Future[int]], None] | None]: ...
+
+
 class Busy(Exception):
     """Raised by a sink that cannot take more now."""
 
@@ -37,9 +45,11 @@ class Ingest:
     """Decode requests and hand them to the store's writer."""
 
     def __init__(self, sink: BatchSink, decoder: Decoder, token: str | None = None,
-                 busy_errors: tuple[type[Exception], ...] = (), commit_timeout: float = 30.0):
+                 busy_errors: tuple[type[Exception], ...] = (), commit_timeout: float = 30.0,
+                 workers: DecodeWorkers | None = None):
         self.sink = sink
         self.decoder = decoder
+        self.workers = workers
         self.token = token
         self.busy_errors = busy_errors
         self.commit_timeout = commit_timeout
@@ -56,18 +66,29 @@ class Ingest:
     def start(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
               ) -> tuple[DecodedBatch, Future[int] | None]:
         """Decode (a parsed or serialized request) and queue; returns the batch and the
-        future of its commit."""
-        batch = (self.decoder.decode_bytes(request) if isinstance(request, bytes)
-                 else self.decoder.decode(request))
+        future of its commit.
+
+        Serialized requests go to the decode workers when there are any.
+        """
+        on_commit = None
+        if not isinstance(request, bytes):
+            batch = self.decoder.decode(request)
+        elif self.workers is not None:
+            batch, on_commit = self.workers.decode(request)
+        else:
+            batch = self.decoder.decode_bytes(request)
         if batch.rejected:
             log.warning("%s: rejected %d data points: %s", endpoint, batch.rejected,
                         batch.error_message)
         if not batch.accepted and not batch.series:
             return batch, None
         try:
-            return batch, self.sink.submit(batch)
+            future = self.sink.submit(batch)
         except self.busy_errors as exc:
             raise Overloaded(f"store is busy ({exc}); retry later") from None
+        if on_commit is not None:
+            future.add_done_callback(on_commit)
+        return batch, future
 
     def export_bytes(self, body: bytes, endpoint: str) -> ExportMetricsServiceResponse:
         """``export`` of a serialized request (raises ``InvalidRequest`` if it is not one)."""

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otel_hms.receiver.decode import SeriesRow
+from otel_hms.receiver.decode import DecodedBatch, SeriesRow
 
 _STR_MAP = pa.map_(pa.string(), pa.string())
 _EXEMPLARS = pa.list_(pa.struct([
@@ -92,6 +92,21 @@ def points_table(kind: str, columns: dict[str, list[Any]], tables: Iterable[pa.T
         table = table.cast(schema)
     micros = pc.divide(table.column("time_unix_nano"), pa.scalar(1000, pa.int64()))
     return table.append_column("time", micros.cast(_US_UTC))
+
+
+def prepare(batch: DecodedBatch) -> DecodedBatch:
+    """Build ``batch``'s point tables in place (``DecodedBatch.prepared``), so the process
+    that decoded it does this work instead of the writer's.
+
+    Series rows stay rows: the writer builds a table of only those it does not have yet.
+    """
+    prepared = {}
+    for kind in {*batch.columns, *batch.tables}:
+        table = points_table(kind, batch.columns.get(kind, {}), batch.tables.get(kind, ()))
+        if table is not None:
+            prepared[kind] = table
+    batch.prepared, batch.columns, batch.tables = prepared, {}, {}
+    return batch
 
 
 def series_table(rows: Iterable[SeriesRow]) -> pa.Table:

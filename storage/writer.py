@@ -98,11 +98,14 @@ class Writer:
 
     def submit(self, batch: DecodedBatch) -> Future[int]:
         """Queue a batch; the future resolves to its point count once committed."""
-        tables = {}
-        for kind in {*batch.columns, *batch.tables}:
-            table = points_table(kind, batch.columns.get(kind, {}), batch.tables.get(kind, ()))
-            if table is not None:
-                tables[kind] = table
+        tables = batch.prepared
+        if tables is None:
+            tables = {}
+            for kind in {*batch.columns, *batch.tables}:
+                table = points_table(kind, batch.columns.get(kind, {}),
+                                     batch.tables.get(kind, ()))
+                if table is not None:
+                    tables[kind] = table
         pending = _Pending(tables, None, batch.accepted)
         with self._cond:
             if self._closing:
