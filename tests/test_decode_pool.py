@@ -131,23 +131,31 @@ def test_workers_decode_concurrent_requests_alike() -> None:
     assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
 
 
+def request_in_a_stopped_worker(pool: DecodePool
+                                ) -> tuple[int, threading.Thread, list[BaseException]]:
+    """Stop the pool's one worker (SIGSTOP) and send it a request from a thread: the worker's
+    pid, the thread, and the list that receives the request's error."""
+    worker = pool.status().pids[0]
+    pool.decode(mixed_request())
+    os.kill(worker, signal.SIGSTOP)
+    outcome: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            pool.decode(mixed_request(1000))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    wait_until(lambda: pool.status().in_flight == 1, message="the request in the worker")
+    return worker, sender, outcome
+
+
 def test_a_killed_worker_fails_its_request_and_is_replaced() -> None:
     pool = DecodePool(1, timeout=20)
     try:
-        first = pool.status().pids[0]
-        pool.decode(mixed_request())
-        os.kill(first, signal.SIGSTOP)
-        outcome: list[BaseException] = []
-
-        def send() -> None:
-            try:
-                pool.decode(mixed_request(1000))
-            except BaseException as exc:
-                outcome.append(exc)
-
-        sender = threading.Thread(target=send)
-        sender.start()
-        wait_until(lambda: pool.status().in_flight == 1, message="the request in the worker")
+        first, sender, outcome = request_in_a_stopped_worker(pool)
         os.kill(first, signal.SIGKILL)
         sender.join(20)
         assert len(outcome) == 1 and isinstance(outcome[0], Overloaded)
@@ -257,20 +265,7 @@ def test_arrow_tables_survive_the_pipe() -> None:
 
 def test_close_stops_a_hung_worker_and_fails_its_request() -> None:
     pool = DecodePool(1, timeout=20)
-    worker = pool.status().pids[0]
-    pool.decode(mixed_request())
-    os.kill(worker, signal.SIGSTOP)
-    outcome: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            pool.decode(mixed_request(1000))
-        except BaseException as exc:
-            outcome.append(exc)
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    wait_until(lambda: pool.status().in_flight == 1, message="the request in the worker")
+    worker, sender, outcome = request_in_a_stopped_worker(pool)
     pool.close(timeout=0.5)
     sender.join(10)
     assert not sender.is_alive()
