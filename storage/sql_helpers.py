@@ -15,7 +15,8 @@ MINUTE)``).  They share one shape of arguments and one shape of result:
   ``SeriesId``.  Points count in ``[since, until)`` with ``since = until - period``.
 
 Points flagged no-recorded-value, NaN values and duplicate points (a retried export stored
-twice: same series and time) are left out.  Semantics, chosen to be exact rather than
+twice: same series and time) are left out; copies of one time that disagree count as the
+largest of them.  Semantics, chosen to be exact rather than
 estimated:
 
 * ``increase``: for delta sums, the sum of the points; for cumulative sums, the sum of the
@@ -128,7 +129,9 @@ MACROS: dict[str, str] = {
             GROUP BY p.series_id
         ), lagged AS (
             -- One window pass: each point with the one before it.  A point at the time of
-            -- the one before it is a duplicate (a retried export) and is dropped below.
+            -- the one before it is a duplicate (a retried export): below, it adds its step
+            -- from the copy before it (0 for identical copies), so a time's copies count as
+            -- the last (largest) of them and the next point's baseline is that same copy.
             SELECT p.series_id, p.time, p.time_unix_nano AS t, p.start_time_unix_nano AS st,
                    coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp,
                    lag(p.time_unix_nano) OVER w AS lt,
@@ -141,14 +144,14 @@ MACROS: dict[str, str] = {
             WINDOW w AS (PARTITION BY p.series_id ORDER BY p.time_unix_nano,
                          coalesce(p.value_int::DOUBLE, p.value), p.start_time_unix_nano)
         ), ordered AS (
-            SELECT l.series_id, l.time, l.st, l.v, l.tp,
+            SELECT l.series_id, l.time, l.st, l.v, l.tp, l.lt = l.t AS dup,
                    CASE WHEN l.lt IS NULL THEN b.bv ELSE l.lv END AS pv,
                    CASE WHEN l.lt IS NULL THEN b.bst ELSE l.lst END AS pst
             FROM lagged l LEFT JOIN base b USING (series_id)
-            WHERE l.lt IS DISTINCT FROM l.t
         )
         SELECT series_id, time,
-               CASE WHEN tp = 1 THEN v
+               CASE WHEN dup THEN CASE WHEN tp = 1 OR st = pst THEN v - pv END
+                    WHEN tp = 1 THEN v
                     WHEN pv IS NULL THEN
                         CASE WHEN st > 0 AND make_timestamptz(st // 1000) >= {_SINCE}
                              THEN v END

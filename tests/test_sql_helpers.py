@@ -133,6 +133,27 @@ def test_increase_per_series(store: Store) -> None:
     assert all(r["SeriesId"] is not None for r in rows)
 
 
+def test_disagreeing_copies_of_a_point_count_once_as_the_largest(tmp_path: Path) -> None:
+    """Two copies of one time with different values (a misbehaving sender): the point and the
+    next one's baseline both use the larger copy, so nothing is lost or counted twice."""
+    s = Store(tmp_path / "copies.duckdb")
+    try:
+        s.send(request(sum_metric("copies", [number_point(A, 10, 10, start=-3600),
+                                             number_point(A, 20, 15, start=-3600),
+                                             number_point(A, 30, 20, start=-3600)])))
+        s.send(request(sum_metric("copies", [number_point(A, 20, 17, start=-3600)])))
+        s.send(request(sum_metric("copies", [number_point(B, 10, 4, start=0),
+                                             number_point(B, 20, 1, start=10)],
+                                  temporality=DELTA)))
+        s.send(request(sum_metric("copies", [number_point(B, 10, 6, start=0)],
+                                  temporality=DELTA)))
+        rows = s.rows(f"SELECT * FROM increase('copies', {WINDOW})")
+    finally:
+        s.close()
+    # /a: 10 -> 17 (the larger copy at 20 s) -> 20; /b delta: 6 (the larger copy) + 1.
+    assert by_route(rows) == {"/a": 10.0, "/b": 7.0}
+
+
 def test_rate_is_increase_per_second(store: Store) -> None:
     rows = store.rows(f"SELECT * FROM rate('jobs', {WINDOW})")
     assert by_route(rows) == {"/a": 0.4, "/b": 0.2, "/c": 0.18, "/d": 0.04}
