@@ -70,7 +70,7 @@ class Server:
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
-        self.stopping = threading.Event()
+        self.stop_signal: int | None = None  # set by the SIGTERM/SIGINT handler
         self._ready = False
         self.alerting: Alerting | None = None
         self.pool: DecodePool | None = None
@@ -140,7 +140,15 @@ class Server:
         }
 
     def wait(self) -> None:
-        self.stopping.wait()
+        """Return once SIGTERM or SIGINT has arrived.
+
+        The signal handler only assigns ``stop_signal``: a handler that set a
+        ``threading.Event`` could deadlock, since it runs in this thread and may interrupt it
+        while it holds the event's own lock inside ``Event.wait`` (seen: a SIGTERM one second
+        after start-up left ``serve`` running until killed).
+        """
+        while self.stop_signal is None:
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """Finish in-flight exports, commit everything queued, checkpoint and close."""
@@ -171,7 +179,7 @@ def serve(settings: dict[str, Any],
     server = Server(settings)
 
     def on_signal(signum: int, frame: object) -> None:
-        server.stopping.set()
+        server.stop_signal = signum
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -167,7 +167,15 @@ def api_get(server: ServerProcess, path: str) -> Any:
 
 
 def api_post(server: ServerProcess, path: str) -> tuple[int, Any]:
-    request = urllib.request.Request(f"http://{server.api}{path}", data=b"", method="POST")
+    return api_request(server, "POST", path)
+
+
+def api_request(server: ServerProcess, method: str, path: str, body: object = None
+                ) -> tuple[int, Any]:
+    """(status, JSON answer) of one API call, error statuses included; ``body`` goes as JSON."""
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(f"http://{server.api}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as r:
             return r.status, json.load(r)

@@ -3,13 +3,9 @@ workbook says, and the API reports the error budget left (Decimal arithmetic).""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
@@ -22,8 +18,8 @@ from otel_hms.alerting.check import check_files
 from otel_hms.alerting.rules import load_rules
 from otel_hms.alerting.ruletest import run_file
 
-from alert_receivers import api_get
-from conftest import ServerProcess, StartServer, wait_until
+from alert_receivers import api_get, api_request
+from conftest import StartServer, wait_until
 from otlp_requests import gauge_request, kv
 
 SLO = """\
@@ -156,19 +152,6 @@ def test_slo_api_reports_budget_and_ticket_fires(start_server: StartServer,
                       "LatencyBurnRatePageSlow": "ok", "LatencyBurnRateTicket": "ok"}
 
 
-def request(server: ServerProcess, method: str, path: str, body: object = None
-            ) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{server.api}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.load(exc)
-
-
 POSTED = {
     "name": "processed-48h", "objective": "99%", "interval": "1s",
     "sli": {"good": "SELECT count(*) FILTER (WHERE Value < 172800) FROM otel_points "
@@ -182,13 +165,13 @@ def test_slo_posted_over_http_is_validated_kept_and_deleted(start_server: StartS
                                                             tmp_path: Path) -> None:
     server = start_server()
     bad = {**POSTED, "objective": "120%"}
-    assert request(server, "POST", "/api/v1/slos", bad) == (400, {
+    assert api_request(server, "POST", "/api/v1/slos", bad) == (400, {
         "error": "POST /api/v1/slos[0] (processed-48h).objective: must be a ratio like 99.9% "
                  "or 0.999 (got '120%')"})
-    assert request(server, "POST", "/api/v1/slos", {**POSTED, "sli": {"good": "SELECT 1"}}
+    assert api_request(server, "POST", "/api/v1/slos", {**POSTED, "sli": {"good": "SELECT 1"}}
                    )[1]["error"].endswith(".sli.good: must filter on window_start, like "
                                           "TimeUnix > window_start")
-    assert request(server, "POST", "/api/v1/slos", POSTED) == (
+    assert api_request(server, "POST", "/api/v1/slos", POSTED) == (
         201, {"status": "ok", "name": "processed-48h", "group": "slo:processed-48h"})
     (slo,) = api_get(server, "/api/v1/slos")["slos"]
     assert (slo["name"], slo["objective"], slo["source"]) == ("processed-48h", "0.99",
@@ -206,7 +189,7 @@ def test_slo_posted_over_http_is_validated_kept_and_deleted(start_server: StartS
     assert health == {"Processed48hBurnRatePageFast": "ok", "Processed48hBurnRatePageSlow": "ok",
                       "Processed48hBurnRateTicket": "ok"}
 
-    assert request(server, "DELETE", "/api/v1/slos/processed-48h") == (
+    assert api_request(server, "DELETE", "/api/v1/slos/processed-48h") == (
         200, {"status": "ok", "name": "processed-48h"})
     assert api_get(server, "/api/v1/slos")["slos"] == []
-    assert request(server, "DELETE", "/api/v1/slos/processed-48h")[0] == 404
+    assert api_request(server, "DELETE", "/api/v1/slos/processed-48h")[0] == 404
