@@ -125,8 +125,10 @@ class Alerting:
                 log.error("rules reload failed, keeping the previous rules: %s", message)
                 return False, message
             self._stop_runners(30.0)
-            self._apply(rules)
+            # Recorded before the rules are swapped in (``status`` reads the rules first, this
+            # record last), so whoever sees the new rules also sees this reload.
             self.last_reload = {"ok": True, "error": None, "at": self.clock()}
+            self._apply(rules)
             message = f"loaded {len(rules.rules())} rules in {len(rules.groups)} groups"
             log.info("rules reloaded: %s", message)
             return True, message
