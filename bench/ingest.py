@@ -52,6 +52,7 @@ CLIENT_TIMEOUT_S = 60.0  # per call
 MAX_RETRIES = 50  # per request, on UNAVAILABLE / 429 / 503 (the sender's retry loop)
 RUN_TIMEOUT_S = 900.0  # whole timed phase of one run
 GZIP = True  # --compression; set before the client processes fork
+CLIENT_GZIP = False  # --client-gzip: grpcio compresses each message during the run
 
 # -- the workload -----------------------------------------------------------------------------
 
@@ -265,8 +266,9 @@ def _point_values(res: int, m: int, combo: int, tick: int) -> tuple[int, float, 
     return cumulative, double, buckets
 
 
-def _build_request(args: tuple[int, int, int]) -> tuple[bytes, bytes]:
-    """Points [first, first + count) as (OTLP request bytes, gzipped Prometheus text)."""
+def _build_request(args: tuple[int, int, int]) -> tuple[bytes, bytes, bytes]:
+    """Points [first, first + count) as (OTLP request bytes, the same gzipped, gzipped
+    Prometheus text)."""
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
         ExportMetricsServiceRequest,
     )
@@ -334,12 +336,16 @@ def _build_request(args: tuple[int, int, int]) -> tuple[bytes, bytes]:
             value = double
             dp.as_double = double
         text.append(f"{name}{{{lbl}}} {value!r} {ts_ms}\n")
-    return request.SerializeToString(), gzip.compress("".join(text).encode(), 6, mtime=0)
+    otlp = request.SerializeToString()
+    # level 6: what grpc core and grpc-go (the Collector) use for gzip
+    return otlp, gzip.compress(otlp, 6, mtime=0), gzip.compress("".join(text).encode(), 6,
+                                                                 mtime=0)
 
 
-def build_payloads(work: Workload, clients: int) -> tuple[list[list[bytes]], list[list[bytes]],
-                                                           list[list[int]]]:
-    """Requests dealt round-robin to the clients: OTLP bytes, VM bodies, points of each."""
+def build_payloads(work: Workload, clients: int) -> tuple[
+        list[list[bytes]], list[list[bytes]], list[list[bytes]], list[list[int]]]:
+    """Requests dealt round-robin to the clients: OTLP bytes, the same gzipped, VM bodies,
+    points of each."""
     jobs, first = [], 0
     for size in work.sizes:
         jobs.append((first, size, work.base_ns))
@@ -347,13 +353,15 @@ def build_payloads(work: Workload, clients: int) -> tuple[list[list[bytes]], lis
     with mp.get_context("fork").Pool(os.cpu_count() or 2, initializer=_build_init) as pool:
         built = pool.map(_build_request, jobs, chunksize=4)
     otlp: list[list[bytes]] = [[] for _ in range(clients)]
+    otlp_gz: list[list[bytes]] = [[] for _ in range(clients)]
     vm: list[list[bytes]] = [[] for _ in range(clients)]
     counts: list[list[int]] = [[] for _ in range(clients)]
-    for i, ((o, v), size) in enumerate(zip(built, work.sizes)):
+    for i, ((o, g, v), size) in enumerate(zip(built, work.sizes)):
         otlp[i % clients].append(o)
+        otlp_gz[i % clients].append(g)
         vm[i % clients].append(v)
         counts[i % clients].append(size)
-    return otlp, vm, counts
+    return otlp, otlp_gz, vm, counts
 
 
 # -- client processes --------------------------------------------------------------------------
@@ -404,6 +412,52 @@ def _otlp_client(index: int, target: str, payloads: list[bytes], counts: list[in
                         raise
                     report.retries += 1
                     time.sleep(min(1.0, 0.05 * 2 ** attempt))
+            if reply:
+                response = ExportMetricsServiceResponse.FromString(reply)
+                report.rejected += response.partial_success.rejected_data_points
+            report.points += points
+            report.requests += 1
+        report.done_at = time.monotonic()
+        report.cpu_s = _cpu() - cpu0
+        channel.close()
+    except Exception as exc:  # reported to the parent, which fails the run
+        report.error = f"{type(exc).__name__}: {exc}"
+    results.put(("done", report))
+
+
+def _h2_client(index: int, target: str, payloads: list[bytes], counts: list[int],
+               go: Any, results: Any) -> None:
+    """The Collector's exporter on the wire: each message already gzipped (``GZIP``) and sent
+    as one gRPC message with the compressed flag, one call at a time, retrying what the
+    Collector retries (after RetryInfo's delay when the server gives one) on a new
+    connection if the old one is lost."""
+    from grpc_h2 import Channel, GrpcError
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceResponse,
+    )
+
+    report = ClientReport(index)
+    host, port = target.rsplit(":", 1)
+    try:
+        channel = Channel(host, int(port))
+        results.put(("ready", index))
+        if not go.wait(600):
+            raise RuntimeError("never told to start")
+        cpu0 = _cpu()
+        for body, points in zip(payloads, counts):
+            for attempt in range(MAX_RETRIES + 1):
+                try:
+                    reply = channel.unary(EXPORT_METHOD, body, GZIP, CLIENT_TIMEOUT_S)
+                    break
+                except GrpcError as exc:
+                    if not exc.retryable or attempt == MAX_RETRIES:
+                        raise
+                    report.retries += 1
+                    time.sleep(exc.retry_after if exc.retry_after is not None
+                               else min(1.0, 0.05 * 2 ** attempt))
+                    if exc.connection_lost:
+                        channel.close()
+                        channel = Channel(host, int(port))
             if reply:
                 response = ExportMetricsServiceResponse.FromString(reply)
                 report.rejected += response.partial_success.rejected_data_points
@@ -786,8 +840,8 @@ def run_otel_hms(work: Workload, payloads: list[list[bytes]], counts: list[list[
                 time.sleep(1.0)  # let it attach before the clock starts
 
         timed = drive(
-            _otlp_client, f"{HOST}:{grpc_port}", payloads, counts, server.pid, committed,
-            work.points, on_start=start_spy)
+            _otlp_client if CLIENT_GZIP else _h2_client, f"{HOST}:{grpc_port}", payloads,
+            counts, server.pid, committed, work.points, on_start=start_spy)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
@@ -950,6 +1004,14 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+def _compression_words() -> str:
+    if not GZIP:
+        return "uncompressed"
+    if CLIENT_GZIP:
+        return "gzip by grpcio in the clients during the run"
+    return "gzipped ahead of time (grpc-encoding gzip)"
+
+
 def summary(work: Workload, clients: int, ours: list[Measure], vm: list[Measure],
             vm_ver: str | None) -> str:
     def med(values: Iterator[float]) -> float:
@@ -962,7 +1024,7 @@ def summary(work: Workload, clients: int, ours: list[Measure], vm: list[Measure]
     lines = [
         f"Ingest benchmark, {len(ours)} runs of {work.points:,} data points: "
         f"{len(work.sizes)} OTLP/gRPC requests of {sizes[0]:,}..{sizes[-1]:,} points "
-        f"(median {int(statistics.median(sizes)):,}), {'gzip' if GZIP else 'uncompressed'}, "
+        f"(median {int(statistics.median(sizes)):,}), {_compression_words()}, "
         f"{clients} client processes; "
         f"{min(work.points, work.series_per_tick):,} series, 4 attributes per point, "
         f"{work.kinds['sum']:,} sum / {work.kinds['gauge']:,} gauge / "
@@ -1023,6 +1085,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compression", choices=("gzip", "none"), default="gzip",
                         help="request compression (default gzip, as the Collector sends); "
                         "'none' takes the clients' gzip CPU off a small machine")
+    parser.add_argument("--client-gzip", action="store_true",
+                        help="let grpcio gzip each message in the clients during the run "
+                        "(the clients' CPU then competes with the server's) instead of "
+                        "sending messages gzipped ahead of time")
     parser.add_argument("--no-vm", action="store_true", help="skip VictoriaMetrics")
     parser.add_argument("--vm-bin", help="VictoriaMetrics binary (default: "
                         "/usr/bin/victoria-metrics or victoria-metrics on PATH)")
@@ -1044,16 +1110,22 @@ def main(argv: list[str] | None = None) -> int:
     work = make_workload(args.points, args.seed)
     clients = min(args.clients, len(work.sizes))
     started = time.monotonic()
-    otlp, vm_bodies, counts = build_payloads(work, clients)
+    otlp, otlp_gz, vm_bodies, counts = build_payloads(work, clients)
     otlp_mb = sum(map(len, (b for c in otlp for b in c))) / 2**20
+    gz_mb = sum(map(len, (b for c in otlp_gz for b in c))) / 2**20
     vm_mb = sum(map(len, (b for c in vm_bodies for b in c))) / 2**20
-    global GZIP
+    global GZIP, CLIENT_GZIP
     GZIP = args.compression == "gzip"
+    CLIENT_GZIP = GZIP and args.client_gzip
+    if GZIP and not CLIENT_GZIP:
+        otlp = otlp_gz
+    del otlp_gz
     if not GZIP:
         vm_bodies = [[gzip.decompress(b) for b in c] for c in vm_bodies]
     print(f"built {len(work.sizes)} requests ({work.points:,} points, "
           f"{min(work.points, work.series_per_tick):,} series, {work.ticks} collections) in "
-          f"{time.monotonic() - started:.1f} s: OTLP {otlp_mb:.1f} MiB before gzip"
+          f"{time.monotonic() - started:.1f} s: OTLP {otlp_mb:.1f} MiB "
+          f"({gz_mb:.1f} MiB gzipped)"
           + (f", VM text {vm_mb:.1f} MiB gzipped" if vm_bin else "")
           + ("; sending uncompressed" if not GZIP else ""), flush=True)
     if not vm_bin and not args.no_vm:
