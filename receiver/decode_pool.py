@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import threading
@@ -74,11 +75,13 @@ class _Worker:
             for sid in sids:
                 self._rows.pop(sid, None)
 
-    def call(self, body: bytes, timeout: float) -> tuple[bool, Any]:
+    def call(self, body: bytes, timeout: float, inflate_limit: int | None = None
+             ) -> tuple[bool, Any]:
         with self._lock:
             committed, self._committed = self._committed, []
         try:
-            self._send.send_bytes(np.asarray(committed, np.uint64).tobytes())
+            head = struct.pack("<q", -1 if inflate_limit is None else inflate_limit)
+            self._send.send_bytes(head + np.asarray(committed, np.uint64).tobytes())
             self._send.send_bytes(body)
             if not self._recv.poll(timeout):
                 raise _Died(f"no answer within {timeout:g} s")
@@ -154,15 +157,17 @@ class DecodePool:
                              len(self._all) - len(self._idle), self._waiting, self._restarts,
                              self._rejected)
 
-    def decode(self, body: bytes) -> tuple[DecodedBatch, Callable[[Future[int]], None] | None]:
+    def decode(self, body: bytes, inflate_limit: int | None = None
+               ) -> tuple[DecodedBatch, Callable[[Future[int]], None] | None]:
         """Decode in a worker; returns the batch and the callback to attach to the future
-        of its commit (None when it carries no series rows).
+        of its commit (None when it carries no series rows).  With ``inflate_limit`` the
+        body is a gRPC message the worker inflates first if it is compressed.
 
         Raises what the decoder raised (``InvalidRequest``), or ``Overloaded``.
         """
         worker = self._acquire()
         try:
-            ok, result = worker.call(body, self.timeout)
+            ok, result = worker.call(body, self.timeout, inflate_limit)
         except _Died as exc:
             self._replace(worker, str(exc))
             raise Overloaded(f"decode worker {worker.pid} stopped ({exc}); retry") from None

@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import struct
 import sys
 from multiprocessing.connection import Connection
 
 import numpy as np
 
-# Frames on the pipes: the hello (pickled settings), then per request the committed series
-# ids (uint64 bytes) and the body; each answer is one pickled (True, (batch, refs, reset)) or
+# Frames on the pipes: the hello (pickled settings), then per request the inflate limit
+# (int64; -1: the body is not a gRPC message) followed by the committed series ids (uint64
+# bytes), and the body; each answer is one pickled (True, (batch, refs, reset)) or
 # (False, exception).  A series row goes to the server once: later batches name it in
 # ``refs`` and the server puts back the row it keeps until the commit; ``reset`` says the
 # worker forgot what it sent (past SENT_LIMIT), and so must the server.
@@ -32,6 +34,7 @@ def serve(inp: Connection, out: Connection) -> int:
     from otel_hms.storage.arrow_batches import prepare
 
     from .decode import Decoder
+    from .payload import grpc_message
 
     settings = pickle.loads(inp.recv_bytes())
     decoder = Decoder(int(settings["max_attributes"]))
@@ -42,11 +45,14 @@ def serve(inp: Connection, out: Connection) -> int:
             body = inp.recv_bytes()
         except (EOFError, OSError):
             return 0
-        if committed:
-            ids = np.frombuffer(committed, np.uint64).tolist()
+        (inflate_limit,) = struct.unpack_from("<q", committed)
+        if len(committed) > 8:
+            ids = np.frombuffer(committed, np.uint64, offset=8).tolist()
             decoder.known.update(ids)
             sent.difference_update(ids)
         try:
+            if inflate_limit >= 0:
+                body = grpc_message(body, inflate_limit)
             batch = prepare(decoder.decode_bytes(body))
             reset = len(sent) >= SENT_LIMIT
             if reset:

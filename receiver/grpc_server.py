@@ -1,7 +1,10 @@
 """OTLP/gRPC: ``opentelemetry.proto.collector.metrics.v1.MetricsService/Export``.
 
-grpcio enforces the receive size limit (RESOURCE_EXHAUSTED) and undoes gzip/deflate itself;
-the request bytes are parsed here (see ``_MetricsService``).
+grpcio enforces the receive size limit on the message as sent (RESOURCE_EXHAUSTED); its
+per-message decompression is off, so a gzip or deflate message reaches the decoder (a decode
+worker) as sent and is inflated there, against the same limit (``payload.grpc_message``):
+the server process then neither inflates nor copies the inflated bytes.  The request bytes
+are parsed here (see ``_MetricsService``).
 """
 
 from __future__ import annotations
@@ -29,15 +32,17 @@ class _MetricsService:
     here gives INVALID_ARGUMENT with what is wrong, as on OTLP/HTTP.
     """
 
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(self, ingest: Ingest, max_request_bytes: int) -> None:
         self.ingest = ingest
+        self.max_request_bytes = max_request_bytes
 
     def export(self, body: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             metadata = dict(context.invocation_metadata())
             auth = metadata.get("authorization")
             self.ingest.check_auth(auth if isinstance(auth, str) else None)
-            return self.ingest.export_bytes(body, "otlp/grpc").SerializeToString()
+            return self.ingest.export_bytes(body, "otlp/grpc",
+                                            self.max_request_bytes).SerializeToString()
         except ExportError as exc:
             context.abort(exc.grpc_code, str(exc))
             raise  # unreachable: abort raises
@@ -61,9 +66,10 @@ def start_grpc(ingest: Ingest, address: str, max_request_bytes: int,
             ("grpc.max_receive_message_length", max_request_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
+            ("grpc.per_message_decompression", 0),
         ],
     )
-    server.add_generic_rpc_handlers((_MetricsService(ingest).handler(),))
+    server.add_generic_rpc_handlers((_MetricsService(ingest, max_request_bytes).handler(),))
     try:
         if tls:
             creds = grpc.ssl_server_credentials([(tls[1], tls[0])])

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from .decode import DecodedBatch, Decoder
 from .errors import ExportError, Overloaded, Unauthenticated
+from .payload import grpc_message
 
 log = logging.getLogger("otel_hms.receiver")
 
@@ -33,7 +34,7 @@ class BatchSink(Protocol):
 class DecodeWorkers(Protocol):
     """Worker processes that decode serialized requests (``decode_pool.DecodePool``)."""
 
-    def decode(self, body: bytes
+    def decode(self, body: bytes, inflate_limit: int | None = None
                ) -> tuple[DecodedBatch, Callable[[Future[int]], None] | None]: ...
 
 
@@ -63,19 +64,23 @@ class Ingest:
             raise Unauthenticated("missing or wrong bearer token: send the header "
                                   "'Authorization: Bearer <token>'")
 
-    def start(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
-              ) -> tuple[DecodedBatch, Future[int] | None]:
+    def start(self, request: ExportMetricsServiceRequest | bytes, endpoint: str,
+              inflate_limit: int | None = None) -> tuple[DecodedBatch, Future[int] | None]:
         """Decode (a parsed or serialized request) and queue; returns the batch and the
         future of its commit.
 
-        Serialized requests go to the decode workers when there are any.
+        Serialized requests go to the decode workers when there are any.  With
+        ``inflate_limit`` the bytes are a gRPC message that may still be compressed
+        (``payload.grpc_message``): it is inflated where it is decoded, up to that size.
         """
         on_commit = None
         if not isinstance(request, bytes):
             batch = self.decoder.decode(request)
         elif self.workers is not None:
-            batch, on_commit = self.workers.decode(request)
+            batch, on_commit = self.workers.decode(request, inflate_limit)
         else:
+            if inflate_limit is not None:
+                request = grpc_message(request, inflate_limit)
             batch = self.decoder.decode_bytes(request)
         if batch.rejected:
             log.warning("%s: rejected %d data points: %s", endpoint, batch.rejected,
@@ -90,13 +95,15 @@ class Ingest:
             future.add_done_callback(on_commit)
         return batch, future
 
-    def export_bytes(self, body: bytes, endpoint: str) -> ExportMetricsServiceResponse:
-        """``export`` of a serialized request (raises ``InvalidRequest`` if it is not one)."""
-        return self.export(body, endpoint)
+    def export_bytes(self, body: bytes, endpoint: str, inflate_limit: int | None = None
+                     ) -> ExportMetricsServiceResponse:
+        """``export`` of a serialized request (raises ``InvalidRequest`` if it is not one);
+        ``inflate_limit`` as for ``start``."""
+        return self.export(body, endpoint, inflate_limit)
 
-    def export(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
-               ) -> ExportMetricsServiceResponse:
-        batch, future = self.start(request, endpoint)
+    def export(self, request: ExportMetricsServiceRequest | bytes, endpoint: str,
+               inflate_limit: int | None = None) -> ExportMetricsServiceResponse:
+        batch, future = self.start(request, endpoint, inflate_limit)
         if future is not None:
             self._wait(future)
         return response_for(batch)

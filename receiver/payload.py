@@ -81,6 +81,40 @@ def _unzstd(body: bytes, limit: int) -> bytes:
     return out
 
 
+def grpc_message(message: bytes, limit: int) -> bytes:
+    """A gRPC request message as received with grpc core's decompression off: inflated here
+    when it is gzip or deflate (zlib), up to ``limit`` bytes, so that the decode worker does
+    it instead of the server process.
+
+    With ``grpc.per_message_decompression`` off grpc core hands up the message bytes as sent
+    and keeps ``grpc-encoding`` to itself, so the format is told by its header: a protobuf
+    never starts with gzip's 0x1f (wire type 7 does not exist); a zlib header (0x78 and a
+    multiple of 31) that does not inflate is taken as the protobuf it may then be.
+    """
+    head = message[:2]
+    if head == b"\x1f\x8b":
+        wbits, encoding = 31, "gzip"
+    elif len(head) == 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
+        wbits, encoding = 15, "deflate"
+    else:
+        return message
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(message, limit + 1)
+    except zlib.error as exc:
+        if encoding == "deflate":
+            return message
+        raise InvalidRequest(f"cannot decompress gzip message: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise TooLarge(f"Decompressed message larger than max (over {limit} bytes); send "
+                       "smaller batches or raise max_request_bytes")
+    if not inflater.eof:
+        if encoding == "deflate":
+            return message
+        raise InvalidRequest("gzip message is truncated")
+    return out
+
+
 def _too_large(limit: int, where: str) -> TooLarge:
     return TooLarge(f"request is larger than {limit} bytes {where}; send smaller batches "
                     "or raise max_request_bytes")
