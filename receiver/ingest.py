@@ -11,6 +11,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -29,6 +30,10 @@ class BatchSink(Protocol):
     """The store's writer as the receiver sees it."""
 
     def submit(self, batch: DecodedBatch) -> Future[int]: ...
+
+    def incoming(self) -> AbstractContextManager[None]:
+        """Held while a request is decoded, so a group commit may wait for its batch."""
+        ...
 
 
 class DecodeWorkers(Protocol):
@@ -74,14 +79,15 @@ class Ingest:
         (``payload.grpc_message``): it is inflated where it is decoded, up to that size.
         """
         on_commit = None
-        if not isinstance(request, bytes):
-            batch = self.decoder.decode(request)
-        elif self.workers is not None:
-            batch, on_commit = self.workers.decode(request, inflate_limit)
-        else:
-            if inflate_limit is not None:
-                request = grpc_message(request, inflate_limit)
-            batch = self.decoder.decode_bytes(request)
+        with self.sink.incoming():
+            if not isinstance(request, bytes):
+                batch = self.decoder.decode(request)
+            elif self.workers is not None:
+                batch, on_commit = self.workers.decode(request, inflate_limit)
+            else:
+                if inflate_limit is not None:
+                    request = grpc_message(request, inflate_limit)
+                batch = self.decoder.decode_bytes(request)
         if batch.rejected:
             log.warning("%s: rejected %d data points: %s", endpoint, batch.rejected,
                         batch.error_message)

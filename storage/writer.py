@@ -13,7 +13,9 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -32,10 +34,11 @@ _OWNER_COLUMNS = ("resource_attributes", "resource_attributes_typed", "scope_att
                   "scope_attributes_typed")
 # A group commit stops taking batches past this many points, to bound transaction size.
 _GROUP_POINTS = 250_000
-# Each insert statement has a fixed cost of a few milliseconds, most of a small insert's: a
-# group smaller than this waits up to _LINGER_S for the batches of other senders.
-_LINGER_POINTS = 32_000
-_LINGER_S = 0.01
+# Each insert statement and commit has a fixed cost of a few milliseconds, most of a small
+# insert's: while requests are being decoded (``incoming``), a group smaller than this waits
+# up to _LINGER_S for their batches.  A lone sender's batch never waits.
+_LINGER_POINTS = 48_000
+_LINGER_S = 0.025
 
 
 class StoreBusy(Exception):
@@ -87,6 +90,7 @@ class Writer:
         self._queued_rows: set[int] = set()
         self._columns: dict[str, list[str]] = {}
         self._pending_points = 0
+        self._incoming = 0  # requests being decoded, whose batches will be submitted
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="otel-hms-writer", daemon=True)
@@ -132,6 +136,18 @@ class Writer:
             self._cond.notify()
         return pending.future
 
+    @contextmanager
+    def incoming(self) -> Iterator[None]:
+        """Around decoding a request (before its ``submit``): a small group waits for it."""
+        with self._cond:
+            self._incoming += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._incoming -= 1
+                self._cond.notify()
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking writes, commit what is queued, and stop the thread."""
         with self._cond:
@@ -146,7 +162,8 @@ class Writer:
                     return None
                 self._cond.wait()
             deadline = time.monotonic() + _LINGER_S
-            while not self._closing and self._pending_points < _LINGER_POINTS:
+            while (not self._closing and self._incoming
+                   and self._pending_points < _LINGER_POINTS):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
