@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from otel_hms.storage.arrow_batches import from_ipc
+
 from .decode import DecodedBatch, SeriesRow
 from .errors import Overloaded
 
@@ -86,13 +88,16 @@ class _Worker:
             if not self._recv.poll(timeout):
                 raise _Died(f"no answer within {timeout:g} s")
             ok, answer = pickle.loads(self._recv.recv_bytes())
+            if ok:
+                batch, refs, reset, kinds = answer
+                batch.prepared = {kind: from_ipc(kind, self._recv.recv_bytes())
+                                  for kind in kinds}
         except (EOFError, OSError) as exc:
             raise _Died(type(exc).__name__) from None
         except Exception as exc:  # an answer that does not unpickle: the stream is lost
             raise _Died(f"unreadable answer: {exc}") from None
         if not ok:
             return False, answer
-        batch, refs, reset = answer
         with self._lock:
             if reset:
                 self._rows.clear()

@@ -22,16 +22,18 @@ import numpy as np
 
 # Frames on the pipes: the hello (pickled settings), then per request the inflate limit
 # (int64; -1: the body is not a gRPC message) followed by the committed series ids (uint64
-# bytes), and the body; each answer is one pickled (True, (batch, refs, reset)) or
-# (False, exception).  A series row goes to the server once: later batches name it in
-# ``refs`` and the server puts back the row it keeps until the commit; ``reset`` says the
-# worker forgot what it sent (past SENT_LIMIT), and so must the server.
+# bytes), and the body; each answer is one pickled (True, (batch, refs, reset, kinds)) and
+# then per kind the batch's prepared table as an Arrow IPC record batch
+# (``arrow_batches.to_ipc``; the pickled batch holds none), or one pickled (False,
+# exception).  A series row goes to the server once: later batches name it in ``refs`` and
+# the server puts back the row it keeps until the commit; ``reset`` says the worker forgot
+# what it sent (past SENT_LIMIT), and so must the server.
 PROTOCOL = 5
 SENT_LIMIT = 1_000_000
 
 
 def serve(inp: Connection, out: Connection) -> int:
-    from otel_hms.storage.arrow_batches import prepare
+    from otel_hms.storage.arrow_batches import prepare, to_ipc
 
     from .decode import Decoder
     from .payload import grpc_message
@@ -54,6 +56,9 @@ def serve(inp: Connection, out: Connection) -> int:
             if inflate_limit >= 0:
                 body = grpc_message(body, inflate_limit)
             batch = prepare(decoder.decode_bytes(body))
+            tables = batch.prepared or {}
+            frames = [to_ipc(table) for table in tables.values()]
+            batch.prepared = None
             reset = len(sent) >= SENT_LIMIT
             if reset:
                 sent.clear()
@@ -61,14 +66,17 @@ def serve(inp: Connection, out: Connection) -> int:
             for sid in refs:
                 del batch.series[sid]
             sent.update(batch.series)
-            answer = pickle.dumps((True, (batch, refs, reset)), PROTOCOL)
+            answer = pickle.dumps((True, (batch, refs, reset, list(tables))), PROTOCOL)
         except Exception as exc:  # sent back and raised in the server, as in-process
             try:
                 answer = pickle.dumps((False, exc), PROTOCOL)
             except Exception:
                 answer = pickle.dumps((False, RuntimeError(repr(exc))), PROTOCOL)
+            frames = []
         try:
             out.send_bytes(answer)
+            for frame in frames:
+                out.send_bytes(frame)
         except OSError:
             return 0
 

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from otel_hms.receiver.decode import DecodedBatch, Decoder
 from otel_hms.receiver.decode_pool import DecodePool
 from otel_hms.receiver.errors import InvalidRequest, Overloaded
-from otel_hms.storage.arrow_batches import prepare
+from otel_hms.storage.arrow_batches import PREPARED_SCHEMAS, from_ipc, prepare, to_ipc
 
 from conftest import ServerProcess, StartServer, wait_until
 from otlp_requests import gauge_request, kv
@@ -261,6 +261,17 @@ def test_arrow_tables_survive_the_pipe() -> None:
     assert batch.prepared is not None
     assert batch.prepared["gauge"].schema.field("time").type == pa.timestamp("us", tz="UTC")
     assert batch.prepared["gauge"].num_rows == 50
+
+
+@pytest.mark.parametrize("kind", sorted(PREPARED_SCHEMAS))
+def test_every_point_table_crosses_as_ipc(kind: str) -> None:
+    schema = PREPARED_SCHEMAS[kind]
+    one_row = pa.Table.from_pylist([{"series_id": 7, "time_unix_nano": T}], schema)
+    two_chunks = pa.concat_tables([one_row, one_row])
+    for table in (one_row, two_chunks, schema.empty_table()):
+        back = from_ipc(kind, to_ipc(table).to_pybytes())
+        assert back.schema == schema
+        assert back.to_pylist() == table.to_pylist()
 
 
 def test_close_stops_a_hung_worker_and_fails_its_request() -> None:
