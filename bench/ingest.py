@@ -4,15 +4,18 @@
 Run as ``python bench/ingest.py [--points N] [--runs K] [--clients C]``; see bench/README.md.
 
 Each run starts a fresh ``otel-hms serve`` (new temp DuckDB file, free loopback ports), then
-``C`` client *processes* send pre-serialized ``ExportMetricsServiceRequest`` bytes over raw
-gRPC unary calls with gzip, as the Collector's OTLP exporter does.  The clock runs from the
-first send until ``/api/v1/status`` reports ``points_committed == N``; the row counts are then
-checked with SQL.  Where VictoriaMetrics is installed the same points (converted the way the
-Collector's Prometheus exporters name them) go to its Prometheus text import API in the same
-run, by the same number of client processes, and its rate is measured the same way.
+``C`` client *processes* (default 10, the Collector exporter's default number of queue
+consumers) send pre-serialized ``ExportMetricsServiceRequest`` bytes, gzipped ahead of time,
+as gRPC unary calls over HTTP/2 (``grpc_h2``), as the Collector's OTLP exporter does.  The
+clock runs from the first send until ``/api/v1/status`` reports ``points_committed == N``; the
+row counts are then checked with SQL.  Where VictoriaMetrics is installed the same points
+(converted the way the Collector's Prometheus exporters name them) go to its Prometheus text
+import API in the same run, by the same number of client processes, and its rate is measured
+the same way.
 
-Everything is built and serialized before the clock starts, so the clients spend their CPU in
-the timed phase only on sending (and, for gRPC, on the gzip that grpc core does per call).
+Everything is built, serialized and compressed before the clock starts, so the clients spend
+their CPU in the timed phase only on sending (with ``--client-gzip``, grpcio's gzip per call
+too).
 """
 
 from __future__ import annotations
@@ -1079,8 +1082,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=1_000_000,
                         help="data points per run (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=3, help="runs (default 3)")
-    parser.add_argument("--clients", type=int, default=4,
-                        help="concurrent client processes (default 4)")
+    parser.add_argument("--clients", type=int, default=10,
+                        help="concurrent client processes (default 10, as the Collector's "
+                        "sending_queue.num_consumers)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the batch sizes")
     parser.add_argument("--compression", choices=("gzip", "none"), default="gzip",
                         help="request compression (default gzip, as the Collector sends); "
