@@ -1108,6 +1108,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.points < 1 or args.runs < 1 or args.clients < 1:
         parser.error("--points, --runs and --clients must be positive")
+    if not args.client_gzip or args.compression == "none":
+        try:
+            import h2  # noqa: F401  (the clients import it after the fork)
+        except ImportError:
+            print("Error: the gRPC clients need the h2 package: pip install h2 (or pip "
+                  "install -e '.[bench]'), or pass --client-gzip to use grpcio's", file=sys.stderr)
+            return 1
     vm_bin = None if args.no_vm else find_vm(args.vm_bin)
     vm_ver = vm_version(vm_bin) if vm_bin else None
 
