@@ -269,11 +269,11 @@ def _shape(key: npt.NDArray[np.int64], value: npt.NDArray[np.float64], grid: _Gr
     for i in np.flatnonzero(~finite).tolist():
         values[i] = None
     starts = np.flatnonzero(np.diff(gid, prepend=-1)).tolist()
-    out = []
+    out: list[dict[str, Any]] = []
     for a, b in zip(starts, [*starts[1:], len(t_ms)]):
         keys, label_values, sid = labels[int(gid[a])]
         own = dict(zip(keys, label_values))
-        own.update(extra.get(sid, ()))
+        own.update(extra.get(sid, {}))
         out.append({"labels": dict(sorted(own.items())),
                     "points": [[t, v] for t, v in zip(t_ms[a:b], values[a:b])]})
     out.sort(key=lambda e: tuple(e["labels"].items()))
