@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,12 +30,15 @@ from metric_builders import (
     request,
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+from test_query_api import get
 from test_sql_helpers import Store
 
 from otel_hms.query_api import QueryService, shape
 from otel_hms.query_spec import QuerySpec, to_sql
 from otel_hms.sql_query import fetch_all
 from otel_hms.storage.rollups import roll_up_hours, roll_up_minutes
+
+from conftest import ServerProcess, wait_until
 
 HOURS = 3
 STEP = 20  # seconds between points
@@ -207,3 +211,34 @@ def test_quiet_minutes_and_unknown_metrics_have_no_points(store: Store) -> None:
 def test_raw_source_is_left_to_the_helper(store: Store) -> None:
     service = QueryService(store.con, 60)
     assert service.quantiles.answer(spec("lat", "p50", 0, 600, 60), "raw") is None
+
+
+def test_api_answers_from_minute_rollups(tmp_path: Path) -> None:
+    """A real server: ``/api/v1/query`` p50/p99 over 6 h come from the minute roll-ups."""
+    s = ServerProcess(tmp_path / "q.duckdb", [
+        "--rollup-interval-seconds", "0.2", "--rollup-delay", "0",
+        "--retention-raw", "forever", "--retention-1m", "forever"], {}, tmp_path / "serve.log")
+    try:
+        s.wait_ready()
+        # Once a minute for 7 h: /a adds 1, 2, 1, 0 observations to (-Inf,1], (1,2], (2,4],
+        # (4,+Inf); /b adds 3 to (4,+Inf) only.
+        bounds = [1.0, 2.0, 4.0]
+        s.export(request(histogram_metric("lat", [
+            histogram_point({"route": route}, m * 60, bounds,
+                            [m, 2 * m, m, 0] if route == "/a" else [0, 0, 0, 3 * m])
+            for route in ("/a", "/b") for m in range(7 * 60 + 1)])))
+        end = T0_S + 7 * 3600
+        wait_until(lambda: (get(s, "/api/v1/status")[1]["rollups"]["watermarks"]["1m"]
+                            or "") >= t0(7 * 3600).isoformat(),
+                   timeout=60, message="minute roll-ups up to 7 h")
+        minutes = [(end - 6 * 3600 + 60 * i) * 1000 for i in range(360)]
+        for q, a in (("p50", 1.0 + (2.0 - 1.0) * ((0.5 * 4.0 - 1.0) / 2.0)),
+                     ("p99", 2.0 + (4.0 - 2.0) * ((0.99 * 4.0 - 3.0) / 1.0))):
+            status, body = get(s, "/api/v1/query", metric="lat", range="6h", step="1m",
+                               agg=q, by="route", end=end)
+            assert (status, body["source"]) == (200, "1m"), body
+            assert body["series"] == [
+                {"labels": {"route": "/a"}, "points": [[t, a] for t in minutes]},
+                {"labels": {"route": "/b"}, "points": [[t, 4.0] for t in minutes]}]
+    finally:
+        s.kill()
