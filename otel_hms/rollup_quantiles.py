@@ -35,7 +35,7 @@ from .sql_query import time_limited
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Bucket positions summed by the first try; a metric with more buckets is asked again with
-# as many as it has (the widest seen is remembered per metric).
+# as many as it has (the last width seen is remembered per metric).
 FIRST_WIDTH = 16
 
 Bound = float | None
@@ -81,10 +81,13 @@ class RollupQuantiles:
         series = self._series_args(spec)
         width = self.widths.get(spec.metric, FIRST_WIDTH)
         rolled = self._rolled(cur, spec, source, series, grid, width)
-        widest = int(np.max(rolled["width"], initial=0))
-        if widest > width:
+        widest = int(np.max(rolled["width"], initial=0)) if rolled else 0
+        if widest:
             self.widths[spec.metric] = widest
+        if widest > width:
             rolled = self._rolled(cur, spec, source, series, grid, widest)
+        if rolled is None:
+            return None
         layouts = self._layouts(cur, source, rolled)
         tail = self._tail(cur, spec, source, series, grid)
         buckets = {b for layout in layouts.values() for b in layout}
@@ -115,18 +118,26 @@ class RollupQuantiles:
                 [*args, list(spec.where), list(spec.where.values())])
 
     def _rolled(self, cur: duckdb.DuckDBPyConnection, spec: QuerySpec, source: str,
-                series: tuple[str, list[Any]], grid: _Grid, width: int) -> dict[str, Any]:
-        """Roll-up rows summed per group, time bucket and layout: one row per cell and layout."""
-        sums = ", ".join(f"sum(p.n[{i}]) AS n{i}" for i in range(1, width + 1))
+                series: tuple[str, list[Any]], grid: _Grid, width: int
+                ) -> dict[str, Any] | None:
+        """Roll-up rows summed per group, time bucket and layout: one row per cell and layout.
+
+        None if a row has no layout (only rows written before schema version 3 could).
+        """
+        # The rows otel_bucket_rollups reads; the group join alone picks the metric's series.
+        sums = ", ".join(f"sum(r.n[{i}]) AS n{i}" for i in range(1, width + 1))
         table = cur.sql(f"""
-            SELECT g.GroupId AS gid, (epoch_us(p.time) - ?) // ? AS ti,
-                   hash(p.lower, p.upper) AS layout, max(len(p.n)) AS width,
-                   arg_min(p.series_id, p.time) AS sid, min(p.time) AS t, {sums}
-            FROM otel_bucket_rollups({_RANGE_ARGS}) p
+            SELECT g.GroupId AS gid, (epoch_us(r.time) - ?) // ? AS ti,
+                   r.layout, max(len(r.n)) AS width,
+                   arg_min(r.series_id, r.time) AS sid, min(r.time) AS t, {sums}
+            FROM rollup_{source}_histograms r
             JOIN otel_series_groups({series[0]}) g USING (series_id)
+            WHERE r.time >= ? AND r.time < least(?, otel_rollup_until(?))
             GROUP BY ALL
-        """, params=[grid.since_us, grid.step_us, spec.metric, spec.period, spec.end, source,
-                     *series[1]]).to_arrow_table()
+        """, params=[grid.since_us, grid.step_us, *series[1], spec.start, spec.end,
+                     source]).to_arrow_table()
+        if table.column("layout").null_count:
+            return None
         columns = [table.column(f"n{i}").to_numpy() for i in range(1, width + 1)]
         return {
             "gid": table.column("gid").to_numpy(), "ti": table.column("ti").to_numpy(),

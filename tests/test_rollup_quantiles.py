@@ -242,3 +242,15 @@ def test_api_answers_from_minute_rollups(tmp_path: Path) -> None:
                 {"labels": {"route": "/b"}, "points": [[t, 4.0] for t in minutes]}]
     finally:
         s.kill()
+
+
+def test_a_row_without_layout_is_left_to_the_helper(store: Store) -> None:
+    question = spec("lat", "p50", 0, 600, 60)
+    store.con.execute("UPDATE rollup_1m_histograms SET layout = NULL "
+                      "WHERE time = ? AND layout IS NOT NULL", [t0(120)])
+    try:
+        assert QueryService(store.con, 60).quantiles.answer(question, "1m") is None
+    finally:
+        store.con.execute("UPDATE rollup_1m_histograms SET layout = hash(lower, upper) "
+                          "WHERE layout IS NULL")
+    assert both(store, question, "1m")[0] is not None
