@@ -5,7 +5,9 @@ per group, time bucket and histogram bucket: for a 24-hour p99 by route that is 
 hashed into 345,600 groups, most of the query's time.  ``/api/v1/query`` writes its own SQL,
 so it can sum the lists position by position instead (``sum(n[1]), sum(n[2]), …``), one
 hash-table update per row and not per bucket, per group, time bucket and bucket layout (the
-lists' bounds, told apart by a 64-bit hash of them).  Each layout's bounds are then read once
+lists' bounds, told apart by the 64-bit hash each roll-up row carries, ``layout``; two
+different layouts of one metric would need the same hash to be merged, and one with fewer
+buckets is caught).  Each layout's bounds are then read once
 and every layout's buckets are put on one axis ordered as the SQL helper orders them (upper
 bound, then lower bound, an unbounded lower bound last), so the cumulative counts, the
 bucket holding the quantile and the interpolation are the helper's, value for value: the
@@ -15,8 +17,8 @@ bucket in SQL (``otel_bucket_partials``, as the helper does) and merged in.
 
 All queries of one answer run in one transaction, so a roll-up pass committing meanwhile
 cannot move the watermark between the roll-up part and the raw part.  ``answer`` returns
-None where it does not apply (raw source, a NaN or missing bucket bound): the caller then
-asks the SQL helper.
+None where it does not apply (raw source, a NaN or missing bucket bound, a roll-up row
+without its layout): the caller then asks the SQL helper.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class RollupQuantiles:
         series = self._series_args(spec)
         width = self.widths.get(spec.metric, FIRST_WIDTH)
         rolled = self._rolled(cur, spec, source, series, grid, width)
-        widest = int(np.max(rolled["width"], initial=0)) if rolled else 0
+        widest = int(np.max(rolled["width"], initial=0)) if rolled is not None else 0
         if widest:
             self.widths[spec.metric] = widest
         if widest > width:
