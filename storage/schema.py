@@ -13,10 +13,12 @@ import duckdb
 
 from . import sql_helpers
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 # 1 -> 2: histogram roll-ups hold one row per series and minute/hour with lists of bucket
 # bounds and increases (``rollup_*_histograms``), not one row per bucket (``rollup_*_buckets``,
 # now a view): 15 times fewer rows for the quantile helpers to scan, join and group.
+# 2 -> 3: histogram roll-up rows carry ``layout``, a hash of their bounds, so a query can tell
+# bucket layouts apart without hashing every row's lists (otel_hms/rollup_quantiles.py).
 
 EXEMPLAR_TYPE = (
     "STRUCT(filtered_attributes JSON, time_unix_nano BIGINT, value DOUBLE, value_int BIGINT,"
@@ -120,13 +122,14 @@ _ROLLUP_NUMBER = """
     increase DOUBLE
 """
 # Histogram buckets in (upper, lower) order: the i-th bucket is (lower[i], upper[i]] and saw
-# n[i] observations (see ``LIST_BUCKETS``).
+# n[i] observations; ``layout`` is ``hash(lower, upper)`` (see ``LIST_BUCKETS``).
 _ROLLUP_HISTOGRAMS = """
     series_id UBIGINT NOT NULL,
     time TIMESTAMPTZ NOT NULL,
     lower DOUBLE[] NOT NULL,
     upper DOUBLE[] NOT NULL,
-    n DOUBLE[] NOT NULL
+    n DOUBLE[] NOT NULL,
+    layout UBIGINT
 """
 for _res in ("1m", "1h"):
     TABLES[f"rollup_{_res}_number"] = _ROLLUP_NUMBER
@@ -135,9 +138,10 @@ for _res in ("1m", "1h"):
 # Rows of (series_id, time, lower, upper, n), one per bucket, from ``{rows}``, to one row per
 # series and time with the buckets as lists.
 LIST_BUCKETS = """
-    SELECT series_id, time, list(lower ORDER BY upper, lower) AS lower,
-           list(upper ORDER BY upper, lower) AS upper, list(n ORDER BY upper, lower) AS n
-    FROM ({rows}) GROUP BY series_id, time
+    SELECT series_id, time, lower, upper, n, hash(lower, upper) AS layout
+    FROM (SELECT series_id, time, list(lower ORDER BY upper, lower) AS lower,
+                 list(upper ORDER BY upper, lower) AS upper, list(n ORDER BY upper, lower) AS n
+          FROM ({rows}) GROUP BY series_id, time)
 """
 
 POINT_TABLES = {
@@ -290,6 +294,8 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
     if found and int(found[0]) < 2:
         _migrate_histogram_rollups(con)
+    if found and int(found[0]) < 3:
+        _add_layouts(con)
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     sql_helpers.install(con)
@@ -311,6 +317,25 @@ def _migrate_histogram_rollups(con: duckdb.DuckDBPyConnection) -> None:
                         + LIST_BUCKETS.format(rows=rows) + " ORDER BY time, series_id")
             con.execute(f"DROP TABLE rollup_{res}_buckets")
         con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '2')")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _add_layouts(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 2 -> 3: histogram roll-up rows get their ``layout``, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for res in ("1m", "1h"):
+            table = f"rollup_{res}_histograms"
+            has = con.execute("SELECT count(*) FROM information_schema.columns "
+                              "WHERE table_name = ? AND column_name = 'layout'",
+                              [table]).fetchone()
+            if not has or not has[0]:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN layout UBIGINT")
+            con.execute(f"UPDATE {table} SET layout = hash(lower, upper) WHERE layout IS NULL")
+        con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '3')")
     except BaseException:
         con.execute("ROLLBACK")
         raise

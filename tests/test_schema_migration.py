@@ -1,13 +1,16 @@
-"""A store written by schema version 1 opens, migrated, and answers exactly as before."""
+"""Stores written by schema versions 1 and 2 open, migrated, and answer exactly as before."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
-from metric_builders import histogram_metric, histogram_point, request, until_sql
+from metric_builders import T0_S, histogram_metric, histogram_point, request, until_sql
 from test_rollups import maintain
 from test_sql_helpers import Store
 
+from otel_hms.query_api import QueryService
+from otel_hms.query_spec import QuerySpec
 from otel_hms.storage.rollups import Retention
 from otel_hms.storage.schema import SCHEMA_VERSION
 
@@ -60,5 +63,36 @@ def test_version_1_histogram_rollups_are_migrated(tmp_path: Path) -> None:
         s.send(request(histogram_metric("wait", more)))
         maintain(s, 4 * 3600 + 60, Retention(raw=None, minute=None, hour=None))
         assert s.rows("SELECT count(*) AS n FROM rollup_1h_histograms") == [{"n": 2 * 3 + 1}]
+    finally:
+        s.close()
+
+
+def test_version_2_rollups_get_their_layouts(tmp_path: Path) -> None:
+    path = tmp_path / "v2.duckdb"
+    s = Store(path)
+    s.send(request(histogram_metric("wait", [
+        histogram_point({"host": h}, t, [1.0, 2.0] if h == "a" else [1.5],
+                        [t // 20 + 1, t // 10, 1] if h == "a" else [t // 20, 1], start=-60)
+        for h in ("a", "b") for t in range(0, 3 * 3600, 20)])))
+    maintain(s, 3 * 3600 + 60, Retention(raw=None, minute=None, hour=None))
+    spec = QuerySpec(metric="wait", agg="p90", start=dt.datetime.fromtimestamp(T0_S, dt.UTC),
+                     end=dt.datetime.fromtimestamp(T0_S + 3 * 3600, dt.UTC),
+                     step=dt.timedelta(minutes=5))
+    before = QueryService(s.con, 60).quantiles.answer(spec, "1m", {})
+    assert before and len(before[0]["points"]) == 36
+    for res in ("1m", "1h"):
+        s.con.execute(f"ALTER TABLE rollup_{res}_histograms DROP COLUMN layout")
+    s.con.execute("UPDATE otel_hms_meta SET value = '2' WHERE key = 'schema_version'")
+    s.close()
+
+    s = Store(path)  # opening migrates
+    try:
+        assert s.rows("SELECT value FROM otel_hms_meta WHERE key = 'schema_version'") == [
+            {"value": SCHEMA_VERSION}]
+        for res in ("1m", "1h"):
+            assert s.rows(f"SELECT count(*) = count(*) FILTER (layout = hash(lower, upper)) "
+                          f"AS ok, count(DISTINCT layout) AS n FROM rollup_{res}_histograms"
+                          ) == [{"ok": True, "n": 2}]
+        assert QueryService(s.con, 60).quantiles.answer(spec, "1m", {}) == before
     finally:
         s.close()
