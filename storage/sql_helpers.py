@@ -117,7 +117,29 @@ MACROS: dict[str, str] = {
     # Per sum point in the range: the increase it shows (see the module docstring).
     "otel_sum_increments": f"""
         (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
-        WITH base AS (
+        WITH broken AS (
+            -- Series whose stored increases (storage/sum_chain.py) may be wrong near the
+            -- range: they take the window below; every other point its stored increase.
+            SELECT DISTINCT series_id FROM sum_chain_breaks
+            WHERE hi >= {_SINCE} - {_LOOKBACK} AND lo < {_UNTIL}
+        ), chained AS (
+            SELECT p.series_id, p.time,
+                   CASE WHEN p.prev_time_unix_nano >= epoch_us({_SINCE} - {_LOOKBACK}) * 1000
+                             AND (s.aggregation_temporality IS DISTINCT FROM 1
+                                  OR p.prev_time_unix_nano = p.time_unix_nano)
+                        THEN p.increase
+                        WHEN s.aggregation_temporality = 1
+                        THEN coalesce(p.value_int::DOUBLE, p.value)
+                        WHEN p.start_time_unix_nano > 0
+                             AND make_timestamptz(p.start_time_unix_nano // 1000) >= {_SINCE}
+                        THEN coalesce(p.value_int::DOUBLE, p.value)
+                   END AS delta
+            FROM points_sum p JOIN series s USING (series_id)
+            WHERE {_METRIC}
+              AND p.time >= {_SINCE} AND p.time < {_UNTIL}
+              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+              AND p.series_id NOT IN (SELECT series_id FROM broken)
+        ), base AS (
             -- Per series, the last point before the range (within lookback): the baseline.
             SELECT p.series_id,
                    arg_max(coalesce(p.value_int::DOUBLE, p.value), p.time_unix_nano) AS bv,
@@ -126,6 +148,7 @@ MACROS: dict[str, str] = {
             WHERE {_METRIC}
               AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_SINCE}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+              AND p.series_id IN (SELECT series_id FROM broken)
             GROUP BY p.series_id
         ), lagged AS (
             -- One window pass: each point with the one before it.  A point at the time of
@@ -141,6 +164,7 @@ MACROS: dict[str, str] = {
             WHERE {_METRIC}
               AND p.time >= {_SINCE} AND p.time < {_UNTIL}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+              AND p.series_id IN (SELECT series_id FROM broken)
             WINDOW w AS (PARTITION BY p.series_id ORDER BY p.time_unix_nano,
                          coalesce(p.value_int::DOUBLE, p.value), p.start_time_unix_nano)
         ), ordered AS (
@@ -159,6 +183,8 @@ MACROS: dict[str, str] = {
                     ELSE v - pv
                END AS delta
         FROM ordered
+        UNION ALL
+        SELECT series_id, time, delta FROM chained
     """,
     # Per histogram point and bucket: the observations it adds, with the bucket's bounds.
     # Explicit buckets: (previous bound, bound]; exponential: (base^i, base^(i+1)] at the
