@@ -57,6 +57,11 @@ def counter_sql(spec: QuerySpec, source: str) -> tuple[str, list[Any]]:
     return _SERIES_SQL.format(divisor=divisor, helper=helper), args
 
 
+def label_order(labels: dict[str, str | None]) -> tuple[tuple[str, bool, str], ...]:
+    """Answers list their series in label order; a missing group value sorts last."""
+    return tuple((k, v is None, v or "") for k, v in labels.items())
+
+
 def _number(value: Any) -> float | None:
     if value is None:
         return None
@@ -68,7 +73,7 @@ def group_series(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Grouped rows to ``[{labels, points}]``, sorted by labels."""
     groups = [(dict(sorted(zip(keys, values))), [[t, _number(v)] for t, v in zip(times, vs)])
               for keys, values, times, vs in rows]
-    groups.sort(key=lambda g: tuple(g[0].items()))
+    groups.sort(key=lambda g: label_order(g[0]))
     return [{"labels": labels, "points": points} for labels, points in groups]
 
 
@@ -121,5 +126,5 @@ def build_labels(rows: list[tuple[Any, ...]], extra: dict[int, Labels]) -> Serie
         own = {"service.name": service, **dict(zip(keys, values))}
         own.update(extra.get(sid, ()))
         labels[sid] = dict(sorted(own.items()))
-    order = sorted(labels, key=lambda sid: tuple(labels[sid].items()))
+    order = sorted(labels, key=lambda sid: label_order(labels[sid]))
     return SeriesLabels(labels, {sid: i for i, sid in enumerate(order)})

@@ -158,7 +158,7 @@ def shape(rows: list[tuple[Any, ...]],
     out = list(series.values())
     for entry in out:
         entry["points"].sort(key=lambda p: p[0])
-    out.sort(key=lambda e: tuple(e["labels"].items()))  # the labels are built sorted
+    out.sort(key=lambda e: counter_query.label_order(e["labels"]))  # built sorted
     return out
 
 
