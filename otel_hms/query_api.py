@@ -31,7 +31,7 @@ from .query_spec import (
     to_sql,
 )
 from .series_labels import LABELS_SQL, extra_labels
-from .sql_query import QueryError, fetch_all
+from .sql_query import QueryError, fetch_all, time_limited
 
 TEMPORALITY = {1: "delta", 2: "cumulative"}
 
@@ -86,14 +86,32 @@ class QueryService:
 
     def _counter_series(self, spec: QuerySpec, source: str) -> list[dict[str, Any]]:
         """A rate or increase without a MAP per row (see ``counter_query``)."""
-        sql, args = counter_query.counter_sql(spec, source)
-        _, rows = fetch_all(self.con, sql, args, self.timeout)
+        rows = self._counter_rows(spec, source)
         if spec.by:
             return counter_query.group_series(rows)
         _, count = fetch_all(self.con, counter_query.COUNT_SQL, [spec.metric], self.timeout)
         labels = self._labels.get(spec.metric, count[0][0], {row[0] for row in rows},
                                   lambda: self._build_labels(spec.metric))
         return counter_query.series_series(rows, labels)
+
+    def _counter_rows(self, spec: QuerySpec, source: str) -> list[tuple[Any, ...]]:
+        """The flat SQL's rows, or the helpers' when a chain break touches the range; both
+        in one transaction, so the check holds for the answer."""
+        check, flat, params = counter_query.flat_sql(spec, source)
+        cursor = self.con.cursor()
+        try:
+            with time_limited(cursor, self.timeout):
+                cursor.execute("BEGIN TRANSACTION")
+                try:
+                    found = cursor.execute(check, counter_query.used(check, params)).fetchone()
+                    if found and found[0]:
+                        sql, args = counter_query.counter_sql(spec, source)
+                        return cursor.execute(sql, args).fetchall()
+                    return cursor.execute(flat, counter_query.used(flat, params)).fetchall()
+                finally:
+                    cursor.execute("COMMIT")
+        finally:
+            cursor.close()
 
     def _build_labels(self, metric: str) -> counter_query.SeriesLabels:
         _, rows = fetch_all(self.con, counter_query.LABELS_SQL, [metric], self.timeout)
