@@ -155,7 +155,7 @@ _RAW = """
     GROUP BY ALL
 """
 _ROLLED = """
-    SELECT p.series_id, (epoch_us(p.time) - $since_us) // $step_us AS b, p.increase AS v
+    SELECT p.series_id, {bucket} AS b, p.increase AS v
     FROM rollup_{res}_number p
     WHERE p.increase IS NOT NULL AND p.time >= $since
       AND p.time < least($until, otel_rollup_until('{res}'))
@@ -172,17 +172,27 @@ _GROUPS = """
           FROM series s WHERE s.metric_name = $metric{match})
 """
 _MS = "($since_us + u.b * $step_us) // 1000"
+_BUCKET = "(epoch_us(p.time) - $since_us) // $step_us"
 _FLAT_SERIES = """
     WITH g AS ({series}), u AS ({parts})
     SELECT u.series_id, {ms} AS ms, sum(u.v) / $divisor
     FROM u JOIN g USING (series_id) GROUP BY u.series_id, u.b HAVING count(u.v) > 0
 """
+# Grouped, roll-up rows are summed per group and roll-up bucket first (``b`` is then the
+# bucket's time in microseconds: no arithmetic per row), then per bucket of the answer.
 _FLAT_GROUPS = """
-    WITH g AS ({groups}), u AS ({parts}), sums AS (
-        SELECT g.gid, any_value(g.k) AS k, {ms} AS ms, sum(u.v) / $divisor AS v
-        FROM u JOIN g USING (series_id) GROUP BY g.gid, u.b HAVING count(u.v) > 0
+    WITH g AS ({groups}), u AS ({parts}), per_b AS (
+        SELECT g.gid, u.b, sum(u.v) AS v, count(u.v) AS n
+        FROM u JOIN (SELECT series_id, gid FROM g) g USING (series_id) GROUP BY g.gid, u.b
+    ), sums AS (
+        SELECT u.gid, {ms} AS ms, sum(u.v) / $divisor AS v
+        FROM (SELECT gid, {rebucket} AS b, v, n FROM per_b) u
+        GROUP BY u.gid, u.b HAVING sum(u.n) > 0
+    ), lists AS (
+        SELECT gid, list(ms ORDER BY ms) AS ms, list(v ORDER BY ms) AS v FROM sums GROUP BY gid
     )
-    SELECT $by, k, list(ms ORDER BY ms), list(v ORDER BY ms) FROM sums GROUP BY gid, k
+    SELECT $by, k.k, lists.ms, lists.v
+    FROM lists JOIN (SELECT DISTINCT gid, k FROM g) k USING (gid)
 """
 _MATCH = """ AND list_bool_and(list_transform($match_keys, lambda x: coalesce(s.attributes[x],
     s.resource_attributes[x]) = map($match_keys, $match_values)[x]))"""
@@ -194,10 +204,14 @@ def flat_sql(spec: QuerySpec, source: str) -> tuple[str, str, dict[str, Any]]:
     match = _MATCH if spec.where else ""
     since = "$since" if source == "raw" else f"greatest(otel_rollup_until('{source}'), $since)"
     parts = f"SELECT * FROM ({_RAW.format(since=since, match=match)})"
-    if source != "raw":
-        parts += " UNION ALL " + _ROLLED.format(res=source)
     if spec.by:
-        sql = _FLAT_GROUPS.format(groups=_GROUPS.format(match=match), parts=parts, ms=_MS)
+        parts = f"SELECT series_id, $since_us + b * $step_us AS b, v FROM ({parts})"
+    if source != "raw":
+        parts += " UNION ALL " + _ROLLED.format(
+            res=source, bucket="epoch_us(p.time)" if spec.by else _BUCKET)
+    if spec.by:
+        sql = _FLAT_GROUPS.format(groups=_GROUPS.format(match=match), parts=parts, ms=_MS,
+                                  rebucket="(b - $since_us) // $step_us")
     else:
         sql = _FLAT_SERIES.format(series=_SERIES.format(match=match), parts=parts, ms=_MS)
     us = dt.timedelta(microseconds=1)
