@@ -35,7 +35,6 @@ LABELS_SQL = """
            coalesce(map_values(attributes), [])
     FROM series WHERE metric_name = ?
 """
-COUNT_SQL = "SELECT count(*) FROM series WHERE metric_name = ?"
 
 Labels = dict[str, str]
 
@@ -160,9 +159,12 @@ _ROLLED = """
     WHERE p.increase IS NOT NULL AND p.time >= $since
       AND p.time < least($until, otel_rollup_until('{res}'))
 """
+# The chain breaks touching the raw part of the range, and the metric's series count (the
+# version of its labels).
 _BREAKS = """
-    SELECT count(*) FROM sum_chain_breaks b JOIN series s USING (series_id)
-    WHERE s.metric_name = $metric AND b.hi >= {since} - $lookback AND b.lo < $until
+    SELECT (SELECT count(*) FROM sum_chain_breaks b JOIN series s USING (series_id)
+            WHERE s.metric_name = $metric AND b.hi >= {since} - $lookback AND b.lo < $until),
+           (SELECT count(*) FROM series WHERE metric_name = $metric)
 """
 _SERIES = "SELECT s.series_id FROM series s WHERE s.metric_name = $metric{match}"
 _GROUPS = """

@@ -67,6 +67,10 @@ class QueryService:
         kind, monotonic = self.kind_of(metric) if metric else ("gauge", None)
         return parse_query(params, now, default_agg(kind, monotonic)), kind
 
+    def answer(self, params: Any) -> dict[str, Any]:
+        """``spec`` then ``run``: one thread hop per request."""
+        return self.run(*self.spec(params))
+
     def run(self, spec: QuerySpec, kind: str) -> dict[str, Any]:
         kept_since = (dt.datetime.now(dt.UTC) - self.raw_retention
                       if self.raw_retention is not None else None)
@@ -86,17 +90,16 @@ class QueryService:
 
     def _counter_series(self, spec: QuerySpec, source: str) -> list[dict[str, Any]]:
         """A rate or increase without a MAP per row (see ``counter_query``)."""
-        rows = self._counter_rows(spec, source)
+        rows, count = self._counter_rows(spec, source)
         if spec.by:
             return counter_query.group_series(rows)
-        _, count = fetch_all(self.con, counter_query.COUNT_SQL, [spec.metric], self.timeout)
-        labels = self._labels.get(spec.metric, count[0][0], {row[0] for row in rows},
+        labels = self._labels.get(spec.metric, count, {row[0] for row in rows},
                                   lambda: self._build_labels(spec.metric))
         return counter_query.series_series(rows, labels)
 
-    def _counter_rows(self, spec: QuerySpec, source: str) -> list[tuple[Any, ...]]:
-        """The flat SQL's rows, or the helpers' when a chain break touches the range; both
-        in one transaction, so the check holds for the answer."""
+    def _counter_rows(self, spec: QuerySpec, source: str) -> tuple[list[tuple[Any, ...]], int]:
+        """The flat SQL's rows, or the helpers' when a chain break touches the range (both
+        in one transaction, so the check holds for the answer), and the series count."""
         check, flat, params = counter_query.flat_sql(spec, source)
         cursor = self.con.cursor()
         try:
@@ -104,10 +107,12 @@ class QueryService:
                 cursor.execute("BEGIN TRANSACTION")
                 try:
                     found = cursor.execute(check, counter_query.used(check, params)).fetchone()
-                    if found and found[0]:
+                    breaks, count = found if found else (0, 0)
+                    if breaks:
                         sql, args = counter_query.counter_sql(spec, source)
-                        return cursor.execute(sql, args).fetchall()
-                    return cursor.execute(flat, counter_query.used(flat, params)).fetchall()
+                        return cursor.execute(sql, args).fetchall(), count
+                    flat_args = counter_query.used(flat, params)
+                    return cursor.execute(flat, flat_args).fetchall(), count
                 finally:
                     cursor.execute("COMMIT")
         finally:
@@ -189,8 +194,7 @@ def routes_handlers(service: QueryService, authorized: Callable[[Request], bool]
         if not authorized(request):
             return unauthorized()
         try:
-            spec, kind = await asyncio.to_thread(service.spec, request.query_params)
-            body = await asyncio.to_thread(service.run, spec, kind)
+            body = await asyncio.to_thread(service.answer, request.query_params)
         except UnknownMetric as exc:
             return JSONResponse({"error": str(exc)}, 404)
         except (QueryParamError, QueryError) as exc:
