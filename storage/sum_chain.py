@@ -119,61 +119,85 @@ def chain(tails: Tails, table: pa.Table) -> Chained:
         has_int = _np(pc.is_valid(vi), np.bool_)
         v = np.where(has_int, _np(pc.fill_null(vi, 0), np.int64).astype(np.float64), v)
     flags = _np(table.column("flags"), np.uint32)
-    rows = np.flatnonzero(((flags & 1) == 0) & ~np.isnan(v))
-    order = rows[np.lexsort((t[rows], sid[rows]))]
+    valid = ((flags & 1) == 0) & ~np.isnan(v)
+    rows = np.arange(n) if valid.all() else np.flatnonzero(valid)
+    # Series by series in time order: a stable sort by series keeps each one's points in
+    # arrival order, which is time order unless points came late or twice.
+    order = rows[np.argsort(sid[rows], kind="stable")]
     s_, t_ = sid[order], t[order]
-    if len(order) > 1 and ((s_[1:] == s_[:-1]) & (t_[1:] == t_[:-1])).any():
-        order = rows[np.lexsort((st[rows], v[rows], t[rows], sid[rows]))]  # copies of a time
+    if len(order) > 1 and ((s_[1:] == s_[:-1]) & (t_[1:] <= t_[:-1])).any():
+        order = rows[np.lexsort((st[rows], v[rows], t[rows], sid[rows]))]
         s_, t_ = sid[order], t[order]
     v_, st_ = v[order], st[order]
 
-    pos = np.searchsorted(tails.sid, s_)
-    found = _found(tails.sid, pos, s_)
+    # Each series' tail, looked up once per series in the batch.
+    first = np.ones(len(s_), np.bool_)
+    first[1:] = s_[1:] != s_[:-1]
+    starts = np.flatnonzero(first)
+    runs = np.diff(np.append(starts, len(s_)))
+    pos = np.searchsorted(tails.sid, s_[starts])
+    found_s = _found(tails.sid, pos, s_[starts])
     at = np.minimum(pos, max(len(tails.sid) - 1, 0))
-    tt = np.where(found, tails.t[at] if len(tails.sid) else 0, 0)
-    tv = np.where(found, tails.v[at] if len(tails.sid) else 0.0, 0.0)
-    tst = np.where(found, tails.st[at] if len(tails.sid) else 0, 0)
-    same_as_tail = (t_ == tt) & (v_ == tv) & (st_ == tst)
-    late = found & ((t_ < tt) | ((t_ == tt) & ~same_as_tail))
+    if len(tails.sid):
+        tt_s = np.where(found_s, tails.t[at], 0)
+        tv_s = np.where(found_s, tails.v[at], 0.0)
+        tst_s = np.where(found_s, tails.st[at], 0)
+    else:
+        tt_s, tv_s, tst_s = (np.zeros(len(starts), np.int64), np.zeros(len(starts)),
+                             np.zeros(len(starts), np.int64))
+    tt, found = np.repeat(tt_s, runs), np.repeat(found_s, runs)
+    late = found & (t_ <= tt)
+    if late.any():  # not after the tail, unless an identical copy of it
+        tv, tst = np.repeat(tv_s, runs), np.repeat(tst_s, runs)
+        late &= (t_ < tt) | (v_ != tv) | (st_ != tst)
 
     # The chain over the points that extend it: each after the previous one, the first of a
     # series after its tail.
+    any_late = bool(late.any())
     keep = ~late
-    ks, kt, kv, kst = s_[keep], t_[keep], v_[keep], st_[keep]
-    first = np.ones(len(ks), np.bool_)
-    first[1:] = ks[1:] != ks[:-1]
+    ks, kt, kv, kst = (s_[keep], t_[keep], v_[keep], st_[keep]) if any_late else (
+        s_, t_, v_, st_)
+    kfirst = np.ones(len(ks), np.bool_)
+    kfirst[1:] = ks[1:] != ks[:-1]
     pt, pv, pst = _shift(kt), _shift(kv), _shift(kst)
-    kf = found[keep] & first
-    pt[first], pv[first], pst[first] = tt[keep][first], tv[keep][first], tst[keep][first]
-    has_prev = ~first | kf
+    kstarts = np.flatnonzero(kfirst)
+    # the kept points' series are a subset of the batch's, in the same order
+    series = np.searchsorted(s_[starts], ks[kstarts]) if any_late else np.arange(len(starts))
+    pt[kstarts], pv[kstarts], pst[kstarts] = tt_s[series], tv_s[series], tst_s[series]
+    has_prev = ~kfirst
+    has_prev[kstarts] = found_s[series]
     dup = has_prev & (kt == pt)
-    inc = np.where(dup, kv - pv, np.where((kst != pst) | (kv < pv), kv, kv - pv))
-    inc_null = dup & (kst != pst)
+    inc = np.where(dup | ((kst == pst) & (kv >= pv)), kv - pv, kv)
     inc = np.where(has_prev, inc, kv)
+    inc_null = dup & (kst != pst)
 
-    increase = np.zeros(n, np.float64)
-    increase_null = np.ones(n, np.bool_)
-    prev = np.zeros(n, np.int64)
-    prev_null = np.ones(n, np.bool_)
-    kept_rows = order[keep]
-    increase[kept_rows], increase_null[kept_rows] = inc, inc_null
-    prev[kept_rows], prev_null[kept_rows] = pt, ~has_prev
+    if any_late or len(order) < n or not (order == np.arange(n)).all():
+        kept_rows = order[keep] if any_late else order
+        increase = np.zeros(n, np.float64)
+        increase_null = np.ones(n, np.bool_)
+        prev = np.zeros(n, np.int64)
+        prev_null = np.ones(n, np.bool_)
+        increase[kept_rows], increase_null[kept_rows] = inc, inc_null
+        prev[kept_rows], prev_null[kept_rows] = pt, ~has_prev
+    else:
+        increase, increase_null, prev, prev_null = inc, inc_null, pt, ~has_prev
     out = table.append_column("increase", pa.array(increase, mask=increase_null)) \
         .append_column("prev_time_unix_nano", pa.array(prev, mask=prev_null))
 
     # Spans: a late point makes the stored increases from its time to the tail's wrong; a
     # copy of a time with other values is left to the window, which orders the copies.
-    b_sid = np.concatenate([s_[late], ks[dup & ((kv != pv) | (kst != pst))]])
-    b_lo = np.concatenate([t_[late], kt[dup & ((kv != pv) | (kst != pst))]])
-    b_hi = np.concatenate([tt[late], kt[dup & ((kv != pv) | (kst != pst))]])
-    breaks = _breaks(b_sid, b_lo, b_hi) if len(b_sid) else None
+    odd = dup & ((kv != pv) | (kst != pst))
+    breaks = None
+    if any_late or odd.any():
+        breaks = _breaks(np.concatenate([s_[late], ks[odd]]),
+                         np.concatenate([t_[late], kt[odd]]),
+                         np.concatenate([tt[late], kt[odd]]))
 
     # New tails: per series, the larger of the old tail and the batch's largest point.
-    last = np.ones(len(s_), np.bool_)
-    last[:-1] = s_[1:] != s_[:-1]
+    last = np.append(starts[1:], len(s_)) - 1
     ls, lt, lv, lst = s_[last], t_[last], v_[last], st_[last]
-    lf, ltt, ltv, ltst = found[last], tt[last], tv[last], tst[last]
-    larger = ~lf | (lt > ltt) | ((lt == ltt) & ((lv > ltv) | ((lv == ltv) & (lst > ltst))))
+    larger = ~found_s | (lt > tt_s) | ((lt == tt_s) & (
+        (lv > tv_s) | ((lv == tv_s) & (lst > tst_s))))
     return Chained(out, breaks, Tails(ls[larger], lt[larger], lv[larger], lst[larger]))
 
 
