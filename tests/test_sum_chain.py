@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,28 @@ def test_a_version_2_store_is_migrated(tmp_path: Path) -> None:
         assert s.rows(f"{STORED} WHERE time_unix_nano = {at(60)}")[0]["increase"] == 2.0
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_arrivals_equal_the_window(store: Store, seed: int) -> None:
+    """Points of four series in random batches: late, repeated, reset, NaN, flagged."""
+    rnd = random.Random(seed)
+    sent: list[Any] = []
+    values = {r: 0 for r in "abcd"}
+    for step in range(60):
+        t = 5 + step * 3
+        batch = []
+        for r in "abcd":
+            roll = rnd.random()
+            values[r] = 0 if roll < 0.1 else values[r] + rnd.randint(0, 5)  # resets
+            start = 0 if r != "d" or t < 90 else 90  # a new start time half way
+            flags = 1 if rnd.random() < 0.05 else 0
+            value: float = math.nan if rnd.random() < 0.05 else values[r]
+            batch.append(number_point(route(r), t, value, start=start, flags=flags))
+            if rnd.random() < 0.1 and sent:
+                batch.append(rnd.choice(sent))  # a late or repeated point
+        sent.extend(batch)
+        rnd.shuffle(batch)
+        send(store, *batch)
+    assert_stored_chain(store)
+    assert assert_fast_equals_window(store) > 1000
