@@ -159,12 +159,13 @@ _ROLLED = """
     WHERE p.increase IS NOT NULL AND p.time >= $since
       AND p.time < least($until, otel_rollup_until('{res}'))
 """
-# The chain breaks touching the raw part of the range, and the metric's series count (the
-# version of its labels).
-_BREAKS = """
-    SELECT (SELECT count(*) FROM sum_chain_breaks b JOIN series s USING (series_id)
-            WHERE s.metric_name = $metric AND b.hi >= {since} - $lookback AND b.lo < $until),
-           (SELECT count(*) FROM series WHERE metric_name = $metric)
+# One marker row comes first in every answer: the chain breaks touching the raw part of the
+# range (then the answer is void and the helpers answer) and the metric's series count (the
+# version of its labels), computed in the answer's own snapshot.
+_MARKS = """
+    (SELECT count(*) FROM sum_chain_breaks b JOIN series s USING (series_id)
+     WHERE s.metric_name = $metric AND b.hi >= {since} - $lookback AND b.lo < $until),
+    (SELECT count(*) FROM series WHERE metric_name = $metric)
 """
 _SERIES = "SELECT s.series_id FROM series s WHERE s.metric_name = $metric{match}"
 _GROUPS = """
@@ -177,8 +178,16 @@ _MS = "($since_us + u.b * $step_us) // 1000"
 _BUCKET = "(epoch_us(p.time) - $since_us) // $step_us"
 _FLAT_SERIES = """
     WITH g AS ({series}), u AS ({parts})
+    SELECT NULL::UBIGINT, {marks}
+    UNION ALL
     SELECT u.series_id, {ms} AS ms, sum(u.v) / $divisor
     FROM u JOIN g USING (series_id) GROUP BY u.series_id, u.b HAVING count(u.v) > 0
+"""
+# Raw points alone: the points' own join to their series already selects them.
+_FLAT_RAW_SERIES = """
+    SELECT NULL::UBIGINT, {marks}
+    UNION ALL
+    SELECT u.series_id, {ms} AS ms, u.v / $divisor FROM ({parts}) u WHERE u.v IS NOT NULL
 """
 # Grouped, roll-up rows are summed per group and roll-up bucket first (``b`` is then the
 # bucket's time in microseconds: no arithmetic per row), then per bucket of the answer.
@@ -193,6 +202,8 @@ _FLAT_GROUPS = """
     ), lists AS (
         SELECT gid, list(ms ORDER BY ms) AS ms, list(v ORDER BY ms) AS v FROM sums GROUP BY gid
     )
+    SELECT NULL::VARCHAR[], NULL::VARCHAR[], [{marks}], NULL::DOUBLE[]
+    UNION ALL
     SELECT $by, k.k, lists.ms, lists.v
     FROM lists JOIN (SELECT DISTINCT gid, k FROM g) k USING (gid)
 """
@@ -200,11 +211,12 @@ _MATCH = """ AND list_bool_and(list_transform($match_keys, lambda x: coalesce(s.
     s.resource_attributes[x]) = map($match_keys, $match_values)[x]))"""
 
 
-def flat_sql(spec: QuerySpec, source: str) -> tuple[str, str, dict[str, Any]]:
-    """(break check, answer, parameters) for ``spec`` from ``source``, rows shaped as
-    ``counter_sql``'s."""
+def flat_sql(spec: QuerySpec, source: str) -> tuple[str, dict[str, Any]]:
+    """The answer to ``spec`` from ``source`` and its parameters: a marker row (breaks,
+    series count; see ``split_marks``), then rows shaped as ``counter_sql``'s."""
     match = _MATCH if spec.where else ""
     since = "$since" if source == "raw" else f"greatest(otel_rollup_until('{source}'), $since)"
+    marks = _MARKS.format(since=since)
     parts = f"SELECT * FROM ({_RAW.format(since=since, match=match)})"
     if spec.by:
         parts = f"SELECT series_id, $since_us + b * $step_us AS b, v FROM ({parts})"
@@ -213,9 +225,12 @@ def flat_sql(spec: QuerySpec, source: str) -> tuple[str, str, dict[str, Any]]:
             res=source, bucket="epoch_us(p.time)" if spec.by else _BUCKET)
     if spec.by:
         sql = _FLAT_GROUPS.format(groups=_GROUPS.format(match=match), parts=parts, ms=_MS,
-                                  rebucket="(b - $since_us) // $step_us")
+                                  rebucket="(b - $since_us) // $step_us", marks=marks)
+    elif source == "raw":
+        sql = _FLAT_RAW_SERIES.format(parts=parts, ms=_MS, marks=marks)
     else:
-        sql = _FLAT_SERIES.format(series=_SERIES.format(match=match), parts=parts, ms=_MS)
+        sql = _FLAT_SERIES.format(series=_SERIES.format(match=match), parts=parts, ms=_MS,
+                                  marks=marks)
     us = dt.timedelta(microseconds=1)
     params: dict[str, Any] = {
         "metric": spec.metric, "since": spec.start, "until": spec.end,
@@ -224,7 +239,16 @@ def flat_sql(spec: QuerySpec, source: str) -> tuple[str, str, dict[str, Any]]:
         "divisor": spec.step.total_seconds() if spec.agg == "rate" else 1.0,
         "by": list(spec.by), "match_keys": list(spec.where),
         "match_values": list(spec.where.values())}
-    return _BREAKS.format(since=since), sql, params
+    return sql, used(sql, params)
+
+
+def split_marks(rows: list[tuple[Any, ...]], grouped: bool
+                ) -> tuple[int, int, list[tuple[Any, ...]]]:
+    """(breaks, series count, the answer's rows) from ``flat_sql``'s rows."""
+    at = next(i for i, row in enumerate(rows) if row[0] is None)
+    mark = rows.pop(at)
+    breaks, count = mark[2] if grouped else (mark[1], mark[2])
+    return int(breaks), int(count), rows
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

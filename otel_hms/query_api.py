@@ -31,7 +31,7 @@ from .query_spec import (
     to_sql,
 )
 from .series_labels import LABELS_SQL, extra_labels
-from .sql_query import QueryError, fetch_all, time_limited
+from .sql_query import QueryError, fetch_all
 
 TEMPORALITY = {1: "delta", 2: "cumulative"}
 
@@ -98,25 +98,15 @@ class QueryService:
         return counter_query.series_series(rows, labels)
 
     def _counter_rows(self, spec: QuerySpec, source: str) -> tuple[list[tuple[Any, ...]], int]:
-        """The flat SQL's rows, or the helpers' when a chain break touches the range (both
-        in one transaction, so the check holds for the answer), and the series count."""
-        check, flat, params = counter_query.flat_sql(spec, source)
-        cursor = self.con.cursor()
-        try:
-            with time_limited(cursor, self.timeout):
-                cursor.execute("BEGIN TRANSACTION")
-                try:
-                    found = cursor.execute(check, counter_query.used(check, params)).fetchone()
-                    breaks, count = found if found else (0, 0)
-                    if breaks:
-                        sql, args = counter_query.counter_sql(spec, source)
-                        return cursor.execute(sql, args).fetchall(), count
-                    flat_args = counter_query.used(flat, params)
-                    return cursor.execute(flat, flat_args).fetchall(), count
-                finally:
-                    cursor.execute("COMMIT")
-        finally:
-            cursor.close()
+        """The flat SQL's rows, or the helpers' when a chain break touches the raw part of
+        the range (found in the flat statement's own snapshot), and the series count."""
+        sql, params = counter_query.flat_sql(spec, source)
+        _, rows = fetch_all(self.con, sql, params, self.timeout)
+        breaks, count, rows = counter_query.split_marks(rows, bool(spec.by))
+        if breaks:
+            sql, args = counter_query.counter_sql(spec, source)
+            _, rows = fetch_all(self.con, sql, args, self.timeout)
+        return rows, count
 
     def _build_labels(self, metric: str) -> counter_query.SeriesLabels:
         _, rows = fetch_all(self.con, counter_query.LABELS_SQL, [metric], self.timeout)
