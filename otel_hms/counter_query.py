@@ -159,13 +159,16 @@ _ROLLED = """
     WHERE p.increase IS NOT NULL AND p.time >= $since
       AND p.time < least($until, otel_rollup_until('{res}'))
 """
-# One marker row comes first in every answer: the chain breaks touching the raw part of the
-# range (then the answer is void and the helpers answer) and the metric's series count (the
-# version of its labels), computed in the answer's own snapshot.
+# One marker row comes first in every answer, computed in the answer's own snapshot: the
+# chain breaks touching the raw part of the range (then the answer is void and the helpers
+# answer) and the metric's series count (the version of its labels), or -1 when the metric
+# is not (mostly) a sum, as ``QueryService.kind_of`` decides: then the answer is void too.
 _MARKS = """
     (SELECT count(*) FROM sum_chain_breaks b JOIN series s USING (series_id)
      WHERE s.metric_name = $metric AND b.hi >= {since} - $lookback AND b.lo < $until),
-    (SELECT count(*) FROM series WHERE metric_name = $metric)
+    CASE WHEN (SELECT metric_type FROM series WHERE metric_name = $metric
+               GROUP BY metric_type ORDER BY count(*) DESC LIMIT 1) = 'sum'
+         THEN (SELECT count(*) FROM series WHERE metric_name = $metric) ELSE -1 END
 """
 _SERIES = "SELECT s.series_id FROM series s WHERE s.metric_name = $metric{match}"
 _GROUPS = """
@@ -244,7 +247,7 @@ def flat_sql(spec: QuerySpec, source: str) -> tuple[str, dict[str, Any]]:
 
 def split_marks(rows: list[tuple[Any, ...]], grouped: bool
                 ) -> tuple[int, int, list[tuple[Any, ...]]]:
-    """(breaks, series count, the answer's rows) from ``flat_sql``'s rows."""
+    """(breaks, series count or -1, the answer's rows) from ``flat_sql``'s rows."""
     at = next(i for i, row in enumerate(rows) if row[0] is None)
     mark = rows.pop(at)
     breaks, count = mark[2] if grouped else (mark[1], mark[2])

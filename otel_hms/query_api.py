@@ -68,15 +68,34 @@ class QueryService:
         return parse_query(params, now, default_agg(kind, monotonic)), kind
 
     def answer(self, params: Any) -> dict[str, Any]:
-        """``spec`` then ``run``: one thread hop per request."""
+        """``spec`` then ``run``; a rate or increase asked for by name skips the metric
+        lookup (its statement checks the metric is a sum; if not, the usual road)."""
+        agg = (params.get("agg") or "").strip().lower()
+        if agg in COUNTER_AGGS and (params.get("metric") or "").strip():
+            try:
+                spec = parse_query(params, dt.datetime.now(dt.UTC), agg)
+            except QueryParamError:
+                pass  # reported by the usual road, after an unknown metric
+            else:
+                body = self._answer(spec, "sum", checked=False)
+                if body is not None:
+                    return body
         return self.run(*self.spec(params))
 
     def run(self, spec: QuerySpec, kind: str) -> dict[str, Any]:
+        body = self._answer(spec, kind, checked=True)
+        assert body is not None
+        return body
+
+    def _answer(self, spec: QuerySpec, kind: str, checked: bool) -> dict[str, Any] | None:
+        """The answer; None when ``kind`` was not ``checked`` and the metric is no sum."""
         kept_since = (dt.datetime.now(dt.UTC) - self.raw_retention
                       if self.raw_retention is not None else None)
         source, spec = choose_source(spec, self.watermarks(), kept_since)
         if spec.agg in COUNTER_AGGS and kind == "sum":
-            series = self._counter_series(spec, source)
+            series = self._counter_series(spec, source, checked)
+            if series is None:
+                return None
         else:
             sql, args = to_sql(spec, kind, source)
             _, rows = fetch_all(self.con, sql, args, self.timeout)
@@ -88,25 +107,23 @@ class QueryService:
             "series": series,
         }
 
-    def _counter_series(self, spec: QuerySpec, source: str) -> list[dict[str, Any]]:
-        """A rate or increase without a MAP per row (see ``counter_query``)."""
-        rows, count = self._counter_rows(spec, source)
+    def _counter_series(self, spec: QuerySpec, source: str,
+                        checked: bool) -> list[dict[str, Any]] | None:
+        """A rate or increase without a MAP per row (see ``counter_query``); None when the
+        metric turns out not to be a sum and ``checked`` is false."""
+        sql, params = counter_query.flat_sql(spec, source)
+        _, rows = fetch_all(self.con, sql, params, self.timeout)
+        breaks, count, rows = counter_query.split_marks(rows, bool(spec.by))
+        if count < 0 and not checked:
+            return None
+        if breaks:
+            sql, args = counter_query.counter_sql(spec, source)
+            _, rows = fetch_all(self.con, sql, args, self.timeout)
         if spec.by:
             return counter_query.group_series(rows)
         labels = self._labels.get(spec.metric, count, {row[0] for row in rows},
                                   lambda: self._build_labels(spec.metric))
         return counter_query.series_series(rows, labels)
-
-    def _counter_rows(self, spec: QuerySpec, source: str) -> tuple[list[tuple[Any, ...]], int]:
-        """The flat SQL's rows, or the helpers' when a chain break touches the raw part of
-        the range (found in the flat statement's own snapshot), and the series count."""
-        sql, params = counter_query.flat_sql(spec, source)
-        _, rows = fetch_all(self.con, sql, params, self.timeout)
-        breaks, count, rows = counter_query.split_marks(rows, bool(spec.by))
-        if breaks:
-            sql, args = counter_query.counter_sql(spec, source)
-            _, rows = fetch_all(self.con, sql, args, self.timeout)
-        return rows, count
 
     def _build_labels(self, metric: str) -> counter_query.SeriesLabels:
         _, rows = fetch_all(self.con, counter_query.LABELS_SQL, [metric], self.timeout)

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from metric_builders import DELTA, at, number_point, request, sum_metric
+from metric_builders import DELTA, at, gauge_metric, number_point, request, sum_metric
 from starlette.datastructures import QueryParams
 from test_rollups import maintain
 from test_sql_helpers import Store
 
-from otel_hms.query_api import QueryService, shape
-from otel_hms.query_spec import choose_source, to_sql
+from otel_hms.query_api import QueryService, UnknownMetric, shape
+from otel_hms.query_spec import QueryParamError, choose_source, to_sql
 from otel_hms.sql_query import fetch_all
 from otel_hms.storage.rollups import Retention
 
@@ -37,8 +37,10 @@ def helper_body(service: QueryService, params: str) -> list[dict[str, Any]]:
 
 
 def api_body(service: QueryService, params: str) -> dict[str, Any]:
-    spec, kind = service.spec(QueryParams(params))
-    return service.run(spec, kind)
+    """The answer as the API gives it, also by the road with the metric lookup first."""
+    body = service.answer(QueryParams(params))
+    assert body == service.run(*service.spec(QueryParams(params)))
+    return body
 
 
 def send(store: Store, instance: str, points: list[Any], host: str = "h1",
@@ -124,3 +126,12 @@ def test_series_labels_follow_new_series(store: Store) -> None:
         {"host.name": "h1", "route": "/a", "service.instance.id": "i1", "service.name": "shop"},
         {"host.name": "h2", "route": "/a", "service.instance.id": "i1", "service.name": "shop"}]
     assert body["series"] == helper_body(service, q)
+
+
+def test_counter_questions_about_other_kinds_fail_as_before(store: Store) -> None:
+    store.send(request(gauge_metric("load", [number_point({"host": "a"}, 0, 1.0)])))
+    service = QueryService(store.con, 30)
+    with pytest.raises(QueryParamError, match="agg=rate needs a sum"):
+        service.answer(QueryParams("metric=load&agg=rate"))
+    with pytest.raises(UnknownMetric, match="no metric named 'nope'"):
+        service.answer(QueryParams("metric=nope&agg=rate&range=bad"))
