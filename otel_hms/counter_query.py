@@ -1,11 +1,14 @@
-"""``/api/v1/query`` for counters (rate, increase): values by series id, labels looked up once.
+"""``/api/v1/query`` for counters (rate, increase): one flat statement, labels looked up once.
 
-The ``rate`` and ``increase`` helpers label every row with a MAP, and turning 2,048 MAPs
-into Python dicts costs more than computing the rates.  So the API asks the helpers' own
-``otel_increase_groups`` (the same sums, hence the same values) and attaches labels itself:
-an ungrouped answer's series get theirs from a per-metric cache, rebuilt when the metric's
-series count changes (series are only ever added), and a grouped answer comes back as one
-row per group, its times and values as lists and its labels converted once.
+The ``rate`` and ``increase`` helpers nest a dozen macros (binding and optimizing them costs
+as much as running them over an hour of raw points) and label every row with a MAP (turning
+2,048 MAPs into Python dicts costs more than computing the rates).  So the API asks one flat
+statement over the stored increases (storage/sum_chain.py) and the roll-ups, with the
+helpers' semantics (tests/test_counter_query.py holds the two equal), and attaches labels
+itself: an ungrouped answer's series get theirs from a per-metric cache, rebuilt when the
+metric's series count changes (series are only ever added), and a grouped answer comes back
+as one row per group, its times and values as lists.  When a chain break touches the raw
+part of the range, the helpers' own ``otel_increase_groups`` answers (``counter_sql``).
 """
 
 from __future__ import annotations
@@ -131,11 +134,9 @@ def build_labels(rows: list[tuple[Any, ...]], extra: dict[int, Labels]) -> Serie
     return SeriesLabels(labels, {sid: i for i, sid in enumerate(order)})
 
 
-# The flat form of the same question for the API: the helpers nest a dozen macros, and
-# binding and optimizing them costs as much as running them on an hour of raw points.  It
-# reads the stored increases directly and is used when no chain break of the metric's
-# series touches the raw part of the range (checked in the same transaction); otherwise the
-# helper SQL above answers.  Named parameters: see ``_params``.
+# The flat statement.  Raw points: the fast path of ``otel_sum_increments`` (the stored
+# increase when the previous point lies in the range or its lookback, else the first-point
+# rule), summed per series and bucket.  Named parameters: see ``flat_sql``.
 _RAW = """
     SELECT p.series_id, (epoch_us(p.time) - $since_us) // $step_us AS b,
            sum(CASE WHEN p.prev_time_unix_nano >= epoch_us({since} - $lookback) * 1000
