@@ -39,6 +39,10 @@ LABELS_SQL = """
     FROM series WHERE metric_name = ?
 """
 
+# Whether the metric has at least half of the store's sum series.
+MOST_SUMS_SQL = ("SELECT 2 * count(*) FILTER (WHERE metric_name = ?) >= count(*) FROM series "
+                 "WHERE metric_type = 'sum'")
+
 Labels = dict[str, str]
 
 
@@ -83,27 +87,32 @@ def group_series(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 def series_series(rows: list[tuple[Any, ...]], labels: SeriesLabels) -> list[dict[str, Any]]:
     """Ungrouped rows (series id, ms, value) to ``[{labels, points}]``, sorted by labels."""
+    isfinite = math.isfinite
     by_sid: dict[int, list[list[Any]]] = {}
-    for sid, t, v in rows:
+    for sid, t, v in rows:  # values are DOUBLEs: NaN and infinities become null
+        point = [t, v if v is None or isfinite(v) else None]
         points = by_sid.get(sid)
         if points is None:
-            points = by_sid[sid] = []
-        points.append([t, _number(v)])
-    rank = labels.rank
+            by_sid[sid] = [point]
+        else:
+            points.append(point)
+    own = labels.labels
     out = []
-    for sid in sorted(by_sid, key=rank.__getitem__):
+    for sid in sorted(by_sid, key=labels.rank.__getitem__):
         points = by_sid[sid]
         if len(points) > 1:
             points.sort(key=lambda p: p[0])
-        out.append({"labels": labels.labels[sid], "points": points})
+        out.append({"labels": own[sid], "points": points})
     return out
 
 
 class SeriesLabels(NamedTuple):
-    """A metric's series: their labels (sorted dicts) and their rank in label order."""
+    """A metric's series: their labels (sorted dicts), their rank in label order, and
+    whether they are most of the store's sum series (see ``_RAW_WHOLE``)."""
 
     labels: dict[int, Labels]
     rank: dict[int, int]
+    most_sums: bool = False
 
 
 class SeriesLabelCache:
@@ -122,8 +131,14 @@ class SeriesLabelCache:
             cached = self._cache[metric] = (count, build())
         return cached[1]
 
+    def peek(self, metric: str) -> SeriesLabels | None:
+        """The cached entry, whatever its version (for choices that are only about speed)."""
+        cached = self._cache.get(metric)
+        return cached[1] if cached else None
 
-def build_labels(rows: list[tuple[Any, ...]], extra: dict[int, Labels]) -> SeriesLabels:
+
+def build_labels(rows: list[tuple[Any, ...]], extra: dict[int, Labels],
+                 most_sums: bool = False) -> SeriesLabels:
     """``LABELS_SQL`` rows and ``series_labels.extra_labels`` to sorted labels per series."""
     labels = {}
     for sid, service, keys, values in rows:
@@ -131,7 +146,7 @@ def build_labels(rows: list[tuple[Any, ...]], extra: dict[int, Labels]) -> Serie
         own.update(extra.get(sid, ()))
         labels[sid] = dict(sorted(own.items()))
     order = sorted(labels, key=lambda sid: label_order(labels[sid]))
-    return SeriesLabels(labels, {sid: i for i, sid in enumerate(order)})
+    return SeriesLabels(labels, {sid: i for i, sid in enumerate(order)}, most_sums)
 
 
 # The flat statement.  Raw points: the fast path of ``otel_sum_increments`` (the stored
@@ -153,6 +168,27 @@ _RAW = """
     WHERE s.metric_name = $metric{match} AND p.time >= {since} AND p.time < $until
       AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
     GROUP BY ALL
+"""
+# When the metric holds most of the store's sum series, summing every sum point of the range
+# per series first and joining the sums (not the points) to the metric's series saves a
+# hash lookup per point.
+_RAW_WHOLE = """
+    SELECT p.series_id, p.b,
+           CASE WHEN s.aggregation_temporality = 1 THEN p.dlt ELSE p.cum END AS v
+    FROM (SELECT series_id, (epoch_us(time) - $since_us) // $step_us AS b,
+                 sum(CASE WHEN prev_time_unix_nano >= epoch_us({since} - $lookback) * 1000
+                          THEN increase
+                          WHEN start_time_unix_nano > 0
+                               AND start_time_unix_nano >= epoch_us({since}) * 1000
+                          THEN coalesce(value_int::DOUBLE, value) END) AS cum,
+                 sum(CASE WHEN prev_time_unix_nano = time_unix_nano THEN increase
+                          ELSE coalesce(value_int::DOUBLE, value) END) AS dlt
+          FROM points_sum
+          WHERE time >= {since} AND time < $until
+            AND flags & 1 = 0 AND NOT isnan(coalesce(value_int::DOUBLE, value))
+          GROUP BY ALL) p
+    JOIN series s USING (series_id)
+    WHERE s.metric_name = $metric{match}
 """
 _ROLLED = """
     SELECT p.series_id, {bucket} AS b, p.increase AS v
@@ -215,13 +251,14 @@ _MATCH = """ AND list_bool_and(list_transform($match_keys, lambda x: coalesce(s.
     s.resource_attributes[x]) = map($match_keys, $match_values)[x]))"""
 
 
-def flat_sql(spec: QuerySpec, source: str) -> tuple[str, dict[str, Any]]:
+def flat_sql(spec: QuerySpec, source: str, whole: bool = False) -> tuple[str, dict[str, Any]]:
     """The answer to ``spec`` from ``source`` and its parameters: a marker row (breaks,
-    series count; see ``split_marks``), then rows shaped as ``counter_sql``'s."""
+    series count; see ``split_marks``), then rows shaped as ``counter_sql``'s.  ``whole``:
+    raw points are summed before being joined to their series (see ``_RAW_WHOLE``)."""
     match = _MATCH if spec.where else ""
     since = "$since" if source == "raw" else f"greatest(otel_rollup_until('{source}'), $since)"
     marks = _MARKS.format(since=since)
-    parts = f"SELECT * FROM ({_RAW.format(since=since, match=match)})"
+    parts = f"SELECT * FROM ({(_RAW_WHOLE if whole else _RAW).format(since=since, match=match)})"
     if spec.by:
         parts = f"SELECT series_id, $since_us + b * $step_us AS b, v FROM ({parts})"
     if source != "raw":

@@ -111,7 +111,8 @@ class QueryService:
                         checked: bool) -> list[dict[str, Any]] | None:
         """A rate or increase without a MAP per row (see ``counter_query``); None when the
         metric turns out not to be a sum and ``checked`` is false."""
-        sql, params = counter_query.flat_sql(spec, source)
+        known = None if spec.by else self._labels.peek(spec.metric)
+        sql, params = counter_query.flat_sql(spec, source, known is not None and known.most_sums)
         _, rows = fetch_all(self.con, sql, params, self.timeout)
         breaks, count, rows = counter_query.split_marks(rows, bool(spec.by))
         if count < 0 and not checked:
@@ -127,7 +128,8 @@ class QueryService:
 
     def _build_labels(self, metric: str) -> counter_query.SeriesLabels:
         _, rows = fetch_all(self.con, counter_query.LABELS_SQL, [metric], self.timeout)
-        return counter_query.build_labels(rows, self.series_labels(metric))
+        _, most = fetch_all(self.con, counter_query.MOST_SUMS_SQL, [metric], self.timeout)
+        return counter_query.build_labels(rows, self.series_labels(metric), bool(most[0][0]))
 
     def series_labels(self, metric: str) -> dict[int, dict[str, str]]:
         """Labels telling the metric's series apart (see ``series_labels``)."""
