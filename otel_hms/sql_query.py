@@ -77,7 +77,7 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str, timeout: float,
         cursor.close()
 
 
-def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
+def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any],
               timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run trusted SQL (the API's own) with bound parameters under the time limit."""
     cursor = con.cursor()

@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from . import sql_helpers
+from . import sql_helpers, sum_chain
 from .schema import LIST_BUCKETS
 
 log = logging.getLogger("otel_hms.rollups")
@@ -170,8 +170,19 @@ def _delete_before(cur: duckdb.DuckDBPyConnection, table: str, cutoff: dt.dateti
         if not oldest or oldest[0] is None or oldest[0] >= cutoff:
             return deleted
         upto = min(cutoff, _floor(oldest[0], HOUR) + HOUR)
-        row = cur.execute(f"DELETE FROM {table} WHERE time < ?", [upto]).fetchone()
+        with _transaction(cur):
+            row = cur.execute(f"DELETE FROM {table} WHERE time < ?", [upto]).fetchone()
+            if table == "points_sum":
+                _forget_deleted_baselines(cur, upto)
         deleted += int(row[0]) if row else 0
+
+
+def _forget_deleted_baselines(cur: duckdb.DuckDBPyConnection, upto: dt.datetime) -> None:
+    """Sum points whose previous point was deleted have no baseline any more, as the window
+    over what is left would see it (storage/sum_chain.py); breaks before ``upto`` go."""
+    cur.execute("UPDATE points_sum SET prev_time_unix_nano = NULL "
+                "WHERE prev_time_unix_nano < epoch_us(?::TIMESTAMPTZ) * 1000", [upto])
+    cur.execute(f"DELETE FROM {sum_chain.BREAKS_TABLE} WHERE hi < ?", [upto])
 
 
 class Maintenance:

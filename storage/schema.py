@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import duckdb
 
-from . import sql_helpers
+from . import sql_helpers, sum_chain
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # 1 -> 2: histogram roll-ups hold one row per series and minute/hour with lists of bucket
 # bounds and increases (``rollup_*_histograms``), not one row per bucket (``rollup_*_buckets``,
 # now a view): 15 times fewer rows for the quantile helpers to scan, join and group.
 # 2 -> 3: histogram roll-up rows carry ``layout``, a hash of their bounds, so a query can tell
 # bucket layouts apart without hashing every row's lists (otel_hms/rollup_quantiles.py).
+# 3 -> 4: sum points store their increase and the time of their series' previous point
+# (storage/sum_chain.py), so rates need no window over the points; ``sum_chain_breaks``.
 
 EXEMPLAR_TYPE = (
     "STRUCT(filtered_attributes JSON, time_unix_nano BIGINT, value DOUBLE, value_int BIGINT,"
@@ -73,8 +75,10 @@ TABLES: dict[str, str] = {
         value DOUBLE,
         value_int BIGINT,
         flags UINTEGER NOT NULL,
-        exemplars {EXEMPLAR_TYPE}
+        exemplars {EXEMPLAR_TYPE},
+        {", ".join(f"{name} {kind}" for name, kind in sum_chain.COLUMNS.items())}
     """,
+    sum_chain.BREAKS_TABLE: sum_chain.BREAKS_COLUMNS,
     "points_histogram": _POINT_PREFIX + f"""
         count UBIGINT NOT NULL,
         sum DOUBLE,
@@ -296,6 +300,8 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         _migrate_histogram_rollups(con)
     if found and int(found[0]) < 3:
         _add_layouts(con)
+    if found and int(found[0]) < 4:
+        _migrate_sum_chain(con)
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     sql_helpers.install(con)
@@ -336,6 +342,50 @@ def _add_layouts(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN layout UBIGINT")
             con.execute(f"UPDATE {table} SET layout = hash(lower, upper) WHERE layout IS NULL")
         con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '3')")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+# Every sum point's increase and previous time in one window pass (the chain of
+# storage/sum_chain.py, in the order it defines), and the copies of a time that disagree.
+_SUM_CHAIN = """
+    SELECT rowid AS rid, series_id, time, time_unix_nano AS t,
+           coalesce(start_time_unix_nano, 0) AS st, coalesce(value_int::DOUBLE, value) AS v,
+           lag(time_unix_nano) OVER w AS pt, lag(coalesce(value_int::DOUBLE, value)) OVER w AS pv,
+           lag(coalesce(start_time_unix_nano, 0)) OVER w AS pst
+    FROM points_sum
+    WHERE flags & 1 = 0 AND NOT isnan(coalesce(value_int::DOUBLE, value))
+    WINDOW w AS (PARTITION BY series_id ORDER BY time_unix_nano,
+                 coalesce(value_int::DOUBLE, value), coalesce(start_time_unix_nano, 0))
+"""
+
+
+def _migrate_sum_chain(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 3 -> 4: fill the sum points' increases and the breaks, in one transaction."""
+    con.execute("SET enable_progress_bar = false")  # a server's stdout is its log
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, kind in sum_chain.COLUMNS.items():
+            con.execute(f"ALTER TABLE points_sum ADD COLUMN IF NOT EXISTS {name} {kind}")
+        con.execute(f"CREATE TEMP TABLE _otel_hms_chain AS {_SUM_CHAIN}")
+        con.execute("""
+            UPDATE points_sum SET prev_time_unix_nano = c.pt,
+                increase = CASE WHEN c.pt IS NULL THEN c.v
+                                WHEN c.pt = c.t THEN CASE WHEN c.st = c.pst THEN c.v - c.pv END
+                                WHEN c.st <> c.pst OR c.v < c.pv THEN c.v
+                                ELSE c.v - c.pv END
+            FROM _otel_hms_chain c WHERE points_sum.rowid = c.rid
+        """)
+        con.execute(f"DELETE FROM {sum_chain.BREAKS_TABLE}")
+        con.execute(f"""
+            INSERT INTO {sum_chain.BREAKS_TABLE}
+            SELECT series_id, min(time), max(time) FROM _otel_hms_chain
+            WHERE pt = t AND (v <> pv OR st <> pst) GROUP BY series_id
+        """)
+        con.execute("DROP TABLE _otel_hms_chain")
+        con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '4')")
     except BaseException:
         con.execute("ROLLBACK")
         raise

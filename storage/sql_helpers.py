@@ -101,6 +101,16 @@ def _rollup_union(table: str, columns: str) -> str:
     """ for res in ("1m", "1h"))
 
 
+def _rollup_increases() -> str:
+    """Counter roll-up rows up to the watermark, joined to their group ``g``, bucketed."""
+    return " UNION ALL ".join(f"""
+        SELECT g.GroupId, g.SeriesId, {_BUCKET}, p.increase
+        FROM rollup_{res}_number p JOIN g USING (series_id)
+        WHERE source = '{res}' AND p.increase IS NOT NULL
+          AND p.time >= {_SINCE} AND p.time < least({_UNTIL}, {_WATERMARK})
+    """ for res in ("1m", "1h"))
+
+
 MACROS: dict[str, str] = {
     # Gauge and sum points in [lo, hi), deduplicated, no NaN, no no-recorded-value.
     "otel_number_points": f"""
@@ -117,7 +127,29 @@ MACROS: dict[str, str] = {
     # Per sum point in the range: the increase it shows (see the module docstring).
     "otel_sum_increments": f"""
         (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
-        WITH base AS (
+        WITH broken AS (
+            -- Series whose stored increases (storage/sum_chain.py) may be wrong near the
+            -- range: they take the window below; every other point its stored increase.
+            SELECT DISTINCT series_id FROM sum_chain_breaks
+            WHERE hi >= {_SINCE} - {_LOOKBACK} AND lo < {_UNTIL}
+        ), chained AS (
+            SELECT p.series_id, p.time,
+                   CASE WHEN p.prev_time_unix_nano >= epoch_us({_SINCE} - {_LOOKBACK}) * 1000
+                             AND (s.aggregation_temporality IS DISTINCT FROM 1
+                                  OR p.prev_time_unix_nano = p.time_unix_nano)
+                        THEN p.increase
+                        WHEN s.aggregation_temporality = 1
+                        THEN coalesce(p.value_int::DOUBLE, p.value)
+                        WHEN p.start_time_unix_nano > 0
+                             AND make_timestamptz(p.start_time_unix_nano // 1000) >= {_SINCE}
+                        THEN coalesce(p.value_int::DOUBLE, p.value)
+                   END AS delta
+            FROM points_sum p JOIN series s USING (series_id)
+            WHERE {_METRIC}
+              AND p.time >= {_SINCE} AND p.time < {_UNTIL}
+              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+              AND p.series_id NOT IN (SELECT series_id FROM broken)
+        ), base AS (
             -- Per series, the last point before the range (within lookback): the baseline.
             SELECT p.series_id,
                    arg_max(coalesce(p.value_int::DOUBLE, p.value), p.time_unix_nano) AS bv,
@@ -126,6 +158,7 @@ MACROS: dict[str, str] = {
             WHERE {_METRIC}
               AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_SINCE}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+              AND p.series_id IN (SELECT series_id FROM broken)
             GROUP BY p.series_id
         ), lagged AS (
             -- One window pass: each point with the one before it.  A point at the time of
@@ -141,6 +174,7 @@ MACROS: dict[str, str] = {
             WHERE {_METRIC}
               AND p.time >= {_SINCE} AND p.time < {_UNTIL}
               AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
+              AND p.series_id IN (SELECT series_id FROM broken)
             WINDOW w AS (PARTITION BY p.series_id ORDER BY p.time_unix_nano,
                          coalesce(p.value_int::DOUBLE, p.value), p.start_time_unix_nano)
         ), ordered AS (
@@ -159,6 +193,8 @@ MACROS: dict[str, str] = {
                     ELSE v - pv
                END AS delta
         FROM ordered
+        UNION ALL
+        SELECT series_id, time, delta FROM chained
     """,
     # Per histogram point and bucket: the observations it adds, with the bucket's bounds.
     # Explicit buckets: (previous bound, bound]; exponential: (base^i, base^(i+1)] at the
@@ -306,6 +342,39 @@ MACROS: dict[str, str] = {
         FROM series s
         WHERE {_METRIC} AND {_MATCH}
     """,
+    # otel_series_groups without the labels: what the big aggregations join on.
+    "otel_series_group_ids": f"""
+        (metric, group_by := NULL, match := NULL) AS TABLE
+        SELECT s.series_id, {_SERIES_KEY} AS SeriesId,
+               dense_rank() OVER (ORDER BY {_GROUP_KEY}, {_SERIES_KEY}) AS GroupId
+        FROM series s
+        WHERE {_METRIC} AND {_MATCH}
+    """,
+    # Per group (and, ungrouped, series) and bucket: the increase.  Each source joins its
+    # rows to their group once (the group join also selects the metric's series); roll-up
+    # rows without an increase (gauges) are left out by the scan.
+    "otel_increase_groups": f"""
+        (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
+        WITH g AS (
+            SELECT * FROM otel_series_group_ids(metric, group_by := group_by, match := match)
+        )
+        SELECT GroupId, SeriesId, TimeUnix, sum(delta) AS Value
+        FROM (
+            SELECT g.GroupId, g.SeriesId, {_BUCKET} AS TimeUnix, p.delta
+            FROM otel_sum_increments(metric, period, until := until, lookback := lookback,
+                                     step := step) p JOIN g USING (series_id)
+            WHERE source = 'raw'
+            UNION ALL
+            {_rollup_increases()}
+            UNION ALL
+            SELECT g.GroupId, g.SeriesId, {_BUCKET}, p.delta
+            FROM otel_sum_increments(metric, {_TAIL_PERIOD}, until := until,
+                                     lookback := lookback, step := step) p JOIN g USING (series_id)
+            WHERE {_TAIL}
+        )
+        WHERE delta IS NOT NULL AND {_CHECK_SOURCE}
+        GROUP BY GroupId, SeriesId, TimeUnix
+    """,
     "otel_group_labels": """
         (metric, group_by := NULL, match := NULL) AS TABLE
         SELECT GroupId, any_value(Labels) AS Labels, any_value(SeriesId) AS SeriesId
@@ -314,17 +383,11 @@ MACROS: dict[str, str] = {
     """,
     "increase": f"""
         (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
-        WITH sums AS (
-            SELECT g.GroupId, {_BUCKET} AS TimeUnix, sum(p.delta) AS Value
-            FROM otel_sum_partials(metric, period, until := until, lookback := lookback,
-                                   source := source, step := step) p
-            JOIN otel_series_groups(metric, group_by := group_by, match := match) g
-                USING (series_id)
-            WHERE p.delta IS NOT NULL AND {_CHECK_SOURCE}
-            GROUP BY g.GroupId, TimeUnix
-        )
         SELECT l.Labels, v.TimeUnix, v.Value, l.SeriesId
-        FROM sums v JOIN otel_group_labels(metric, group_by := group_by, match := match) l
+        FROM otel_increase_groups(metric, period, step := step, until := until,
+                                  group_by := group_by, match := match, lookback := lookback,
+                                  source := source) v
+        JOIN otel_group_labels(metric, group_by := group_by, match := match) l
             USING (GroupId)
         ORDER BY TimeUnix
     """,

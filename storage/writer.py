@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from otel_hms.receiver.decode import DecodedBatch
 
+from . import sum_chain
 from .arrow_batches import points_table, series_table
 from .schema import POINT_TABLES
 
@@ -83,6 +84,7 @@ class Writer:
                  max_pending_points: int = 2_000_000) -> None:
         self._con = con
         self.known = known
+        self._tails = sum_chain.Tails.load(con)
         self.max_pending_points = max_pending_points
         self.stats = WriterStats()
         self._queue: list[_Pending] = []
@@ -227,15 +229,28 @@ class Writer:
         con = self._con
         con.execute("BEGIN")
         new_ids = self._insert_series(series)
+        tails = None
         for kind, tables in by_kind.items():
-            self._append(POINT_TABLES[kind], pa.concat_tables(tables))
+            table = pa.concat_tables(tables)
+            if kind == "sum":
+                table, tails = self._chain(table)
+            self._append(POINT_TABLES[kind], table)
         con.execute("COMMIT")
         self.known.update(new_ids)
+        if tails is not None:
+            self._tails.apply(tails)
         points = sum(item.points for item in group)
         self.stats.points_committed += points
         self.stats.batches_committed += len(group)
         self.stats.commits += 1
         self.stats.series_created += len(new_ids)
+
+    def _chain(self, table: pa.Table) -> tuple[pa.Table, sum_chain.Tails]:
+        """Sum points with their stored increases; the chain's tails move after COMMIT."""
+        chained = sum_chain.chain(self._tails, table)
+        if chained.breaks is not None:
+            self._con.from_arrow(chained.breaks).insert_into(sum_chain.BREAKS_TABLE)
+        return chained.table, chained.tails
 
     def _check_needs(self, group: list[_Pending]) -> None:
         """Every series a batch's points need is stored or comes with this group."""
