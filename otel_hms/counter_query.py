@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .query_spec import QuerySpec
+from .storage.sql_helpers import stored_increase
 
 # Parameters: $1 metric, $2 period, $3 step, $4 until, $5 source, then group_by and match.
 _HELPER = ("otel_increase_groups($1, $2::INTERVAL, step := $3::INTERVAL, "
@@ -154,16 +155,7 @@ def build_labels(rows: list[tuple[Any, ...]], extra: dict[int, Labels],
 # rule), summed per series and bucket.  Named parameters: see ``flat_sql``.
 _RAW = """
     SELECT p.series_id, (epoch_us(p.time) - $since_us) // $step_us AS b,
-           sum(CASE WHEN p.prev_time_unix_nano >= epoch_us({since} - $lookback) * 1000
-                         AND (s.aggregation_temporality IS DISTINCT FROM 1
-                              OR p.prev_time_unix_nano = p.time_unix_nano)
-                    THEN p.increase
-                    WHEN s.aggregation_temporality = 1
-                    THEN coalesce(p.value_int::DOUBLE, p.value)
-                    WHEN p.start_time_unix_nano > 0
-                         AND p.start_time_unix_nano >= epoch_us({since}) * 1000
-                    THEN coalesce(p.value_int::DOUBLE, p.value)
-               END) AS v
+           sum(""" + stored_increase("{since}", "$lookback") + """) AS v
     FROM points_sum p JOIN series s USING (series_id)
     WHERE s.metric_name = $metric{match} AND p.time >= {since} AND p.time < $until
       AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))

@@ -92,6 +92,25 @@ _CHECK_SOURCE = """
 """
 
 
+def stored_increase(since: str, lookback: str) -> str:
+    """The increase a sum point ``p`` (of series ``s``) adds to a range starting at ``since``,
+    from its stored chain (storage/sum_chain.py): its stored increase when the point before
+    it lies in the range or ``lookback`` before it; else, for a delta sum, its value; else
+    (no baseline) its value only when its start time lies in the range.  One definition for
+    ``otel_sum_increments`` and the query API's flat statement (otel_hms/counter_query.py)."""
+    return f"""
+        CASE WHEN p.prev_time_unix_nano >= epoch_us({since} - {lookback}) * 1000
+                  AND (s.aggregation_temporality IS DISTINCT FROM 1
+                       OR p.prev_time_unix_nano = p.time_unix_nano)
+             THEN p.increase
+             WHEN s.aggregation_temporality = 1
+             THEN coalesce(p.value_int::DOUBLE, p.value)
+             WHEN p.start_time_unix_nano > 0
+                  AND p.start_time_unix_nano >= epoch_us({since}) * 1000
+             THEN coalesce(p.value_int::DOUBLE, p.value)
+        END"""
+
+
 def _rollup_union(table: str, columns: str) -> str:
     """Rows of both roll-up resolutions of ``table``, the one ``source`` names surviving."""
     return " UNION ALL ".join(f"""
@@ -134,16 +153,7 @@ MACROS: dict[str, str] = {
             WHERE hi >= {_SINCE} - {_LOOKBACK} AND lo < {_UNTIL}
         ), chained AS (
             SELECT p.series_id, p.time,
-                   CASE WHEN p.prev_time_unix_nano >= epoch_us({_SINCE} - {_LOOKBACK}) * 1000
-                             AND (s.aggregation_temporality IS DISTINCT FROM 1
-                                  OR p.prev_time_unix_nano = p.time_unix_nano)
-                        THEN p.increase
-                        WHEN s.aggregation_temporality = 1
-                        THEN coalesce(p.value_int::DOUBLE, p.value)
-                        WHEN p.start_time_unix_nano > 0
-                             AND make_timestamptz(p.start_time_unix_nano // 1000) >= {_SINCE}
-                        THEN coalesce(p.value_int::DOUBLE, p.value)
-                   END AS delta
+                   {stored_increase(_SINCE, _LOOKBACK)} AS delta
             FROM points_sum p JOIN series s USING (series_id)
             WHERE {_METRIC}
               AND p.time >= {_SINCE} AND p.time < {_UNTIL}
