@@ -380,6 +380,21 @@ class ClientReport:
     done_at: float = 0.0
     error: str | None = None
 
+    def count(self, reply: bytes | None, points: int) -> None:
+        """One answered export: its points, and those its partial_success rejected."""
+        if reply:
+            from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+                ExportMetricsServiceResponse,
+            )
+            response = ExportMetricsServiceResponse.FromString(reply)
+            self.rejected += response.partial_success.rejected_data_points
+        self.points += points
+        self.requests += 1
+
+    def finish(self, cpu0: float) -> None:
+        self.done_at = time.monotonic()
+        self.cpu_s = _cpu() - cpu0
+
 
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -389,9 +404,6 @@ def _cpu() -> float:
 def _otlp_client(index: int, target: str, payloads: list[bytes], counts: list[int],
                  go: Any, results: Any) -> None:
     import grpc
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-        ExportMetricsServiceResponse,
-    )
 
     report = ClientReport(index)
     retryable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -415,13 +427,8 @@ def _otlp_client(index: int, target: str, payloads: list[bytes], counts: list[in
                         raise
                     report.retries += 1
                     time.sleep(min(1.0, 0.05 * 2 ** attempt))
-            if reply:
-                response = ExportMetricsServiceResponse.FromString(reply)
-                report.rejected += response.partial_success.rejected_data_points
-            report.points += points
-            report.requests += 1
-        report.done_at = time.monotonic()
-        report.cpu_s = _cpu() - cpu0
+            report.count(reply, points)
+        report.finish(cpu0)
         channel.close()
     except Exception as exc:  # reported to the parent, which fails the run
         report.error = f"{type(exc).__name__}: {exc}"
@@ -435,9 +442,6 @@ def _h2_client(index: int, target: str, payloads: list[bytes], counts: list[int]
     Collector retries (after RetryInfo's delay when the server gives one) on a new
     connection if the old one is lost."""
     from grpc_h2 import Channel, GrpcError
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-        ExportMetricsServiceResponse,
-    )
 
     report = ClientReport(index)
     host, port = target.rsplit(":", 1)
@@ -461,13 +465,8 @@ def _h2_client(index: int, target: str, payloads: list[bytes], counts: list[int]
                     if exc.connection_lost:
                         channel.close()
                         channel = Channel(host, int(port))
-            if reply:
-                response = ExportMetricsServiceResponse.FromString(reply)
-                report.rejected += response.partial_success.rejected_data_points
-            report.points += points
-            report.requests += 1
-        report.done_at = time.monotonic()
-        report.cpu_s = _cpu() - cpu0
+            report.count(reply, points)
+        report.finish(cpu0)
         channel.close()
     except Exception as exc:  # reported to the parent, which fails the run
         report.error = f"{type(exc).__name__}: {exc}"
@@ -501,8 +500,7 @@ def _vm_client(index: int, target: str, payloads: list[bytes], counts: list[int]
                 time.sleep(min(1.0, 0.05 * 2 ** attempt))
             report.points += points
             report.requests += 1
-        report.done_at = time.monotonic()
-        report.cpu_s = _cpu() - cpu0
+        report.finish(cpu0)
         conn.close()
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"

@@ -9,6 +9,8 @@ SQL written for that schema carries over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 
 from . import sql_helpers, sum_chain
@@ -296,12 +298,10 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
                           f"understands ({SCHEMA_VERSION}); upgrade otel-hms")
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-    if found and int(found[0]) < 2:
-        _migrate_histogram_rollups(con)
-    if found and int(found[0]) < 3:
-        _add_layouts(con)
-    if found and int(found[0]) < 4:
-        _migrate_sum_chain(con)
+    if found:
+        for version, step in _MIGRATIONS.items():
+            if int(found[0]) < version:
+                _migrate(con, version, step)
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     sql_helpers.install(con)
@@ -310,42 +310,28 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _migrate_histogram_rollups(con: duckdb.DuckDBPyConnection) -> None:
-    """Schema 1 -> 2: per-bucket histogram roll-up rows become list rows, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for res in ("1m", "1h"):
-            old = con.execute("SELECT table_type FROM information_schema.tables "
-                              "WHERE table_name = ?", [f"rollup_{res}_buckets"]).fetchone()
-            if not old or old[0] != "BASE TABLE":
-                continue
-            rows = f"SELECT series_id, time, lower, upper, n FROM rollup_{res}_buckets"
-            con.execute(f"INSERT INTO rollup_{res}_histograms "  # time order: scans prune
-                        + LIST_BUCKETS.format(rows=rows) + " ORDER BY time, series_id")
-            con.execute(f"DROP TABLE rollup_{res}_buckets")
-        con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '2')")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
+    """Schema 1 -> 2: per-bucket histogram roll-up rows become list rows."""
+    for res in ("1m", "1h"):
+        old = con.execute("SELECT table_type FROM information_schema.tables "
+                          "WHERE table_name = ?", [f"rollup_{res}_buckets"]).fetchone()
+        if not old or old[0] != "BASE TABLE":
+            continue
+        rows = f"SELECT series_id, time, lower, upper, n FROM rollup_{res}_buckets"
+        con.execute(f"INSERT INTO rollup_{res}_histograms "  # time order: scans prune
+                    + LIST_BUCKETS.format(rows=rows) + " ORDER BY time, series_id")
+        con.execute(f"DROP TABLE rollup_{res}_buckets")
 
 
 def _add_layouts(con: duckdb.DuckDBPyConnection) -> None:
-    """Schema 2 -> 3: histogram roll-up rows get their ``layout``, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for res in ("1m", "1h"):
-            table = f"rollup_{res}_histograms"
-            has = con.execute("SELECT count(*) FROM information_schema.columns "
-                              "WHERE table_name = ? AND column_name = 'layout'",
-                              [table]).fetchone()
-            if not has or not has[0]:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN layout UBIGINT")
-            con.execute(f"UPDATE {table} SET layout = hash(lower, upper) WHERE layout IS NULL")
-        con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '3')")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
+    """Schema 2 -> 3: histogram roll-up rows get their ``layout``."""
+    for res in ("1m", "1h"):
+        table = f"rollup_{res}_histograms"
+        has = con.execute("SELECT count(*) FROM information_schema.columns "
+                          "WHERE table_name = ? AND column_name = 'layout'",
+                          [table]).fetchone()
+        if not has or not has[0]:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN layout UBIGINT")
+        con.execute(f"UPDATE {table} SET layout = hash(lower, upper) WHERE layout IS NULL")
 
 
 # Every sum point's increase and previous time in one window pass (the chain of
@@ -363,29 +349,44 @@ _SUM_CHAIN = """
 
 
 def _migrate_sum_chain(con: duckdb.DuckDBPyConnection) -> None:
-    """Schema 3 -> 4: fill the sum points' increases and the breaks, in one transaction."""
+    """Schema 3 -> 4: fill the sum points' increases and the breaks."""
+    for name, kind in sum_chain.COLUMNS.items():
+        con.execute(f"ALTER TABLE points_sum ADD COLUMN IF NOT EXISTS {name} {kind}")
+    con.execute(f"CREATE TEMP TABLE _otel_hms_chain AS {_SUM_CHAIN}")
+    con.execute("""
+        UPDATE points_sum SET prev_time_unix_nano = c.pt,
+            increase = CASE WHEN c.pt IS NULL THEN c.v
+                            WHEN c.pt = c.t THEN CASE WHEN c.st = c.pst THEN c.v - c.pv END
+                            WHEN c.st <> c.pst OR c.v < c.pv THEN c.v
+                            ELSE c.v - c.pv END
+        FROM _otel_hms_chain c WHERE points_sum.rowid = c.rid
+    """)
+    con.execute(f"DELETE FROM {sum_chain.BREAKS_TABLE}")
+    con.execute(f"""
+        INSERT INTO {sum_chain.BREAKS_TABLE}
+        SELECT series_id, min(time), max(time) FROM _otel_hms_chain
+        WHERE pt = t AND (v <> pv OR st <> pst) GROUP BY series_id
+    """)
+    con.execute("DROP TABLE _otel_hms_chain")
+
+
+# Each step brings a store from the version before to its own; ``_migrate`` runs it.
+_MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    2: _migrate_histogram_rollups,
+    3: _add_layouts,
+    4: _migrate_sum_chain,
+}
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, version: int,
+             step: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """One migration step and its version stamp commit together or not at all."""
     con.execute("SET enable_progress_bar = false")  # a server's stdout is its log
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, kind in sum_chain.COLUMNS.items():
-            con.execute(f"ALTER TABLE points_sum ADD COLUMN IF NOT EXISTS {name} {kind}")
-        con.execute(f"CREATE TEMP TABLE _otel_hms_chain AS {_SUM_CHAIN}")
-        con.execute("""
-            UPDATE points_sum SET prev_time_unix_nano = c.pt,
-                increase = CASE WHEN c.pt IS NULL THEN c.v
-                                WHEN c.pt = c.t THEN CASE WHEN c.st = c.pst THEN c.v - c.pv END
-                                WHEN c.st <> c.pst OR c.v < c.pv THEN c.v
-                                ELSE c.v - c.pv END
-            FROM _otel_hms_chain c WHERE points_sum.rowid = c.rid
-        """)
-        con.execute(f"DELETE FROM {sum_chain.BREAKS_TABLE}")
-        con.execute(f"""
-            INSERT INTO {sum_chain.BREAKS_TABLE}
-            SELECT series_id, min(time), max(time) FROM _otel_hms_chain
-            WHERE pt = t AND (v <> pv OR st <> pst) GROUP BY series_id
-        """)
-        con.execute("DROP TABLE _otel_hms_chain")
-        con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', '4')")
+        step(con)
+        con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', ?)",
+                    [str(version)])
     except BaseException:
         con.execute("ROLLBACK")
         raise
