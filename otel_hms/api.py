@@ -1,6 +1,7 @@
 """The HTTP API on the ``--api`` address: health, status, queries, SQL, the live stream, export.
 
-Everything but ``/healthz`` and the OpenAPI document sits behind the optional bearer token.
+Everything but ``/healthz``, ``/readyz`` and the OpenAPI document sits behind the optional
+bearer token.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def api_app(service: QueryService, settings: dict[str, Any],
-            status: Callable[[], dict[str, Any]], is_ready: Callable[[], bool],
+            status: Callable[[], dict[str, Any]], unavailable: Callable[[], str | None],
             commits: Callable[[], int], extra_routes: list[Route] | None = None) -> Starlette:
     token = settings["auth_token"]
 
@@ -44,9 +45,11 @@ def api_app(service: QueryService, settings: dict[str, Any],
     def unauthorized() -> Response:
         return _error(401, UNAUTHORIZED)
 
-    async def healthz(request: Request) -> Response:
-        if not is_ready():
-            return JSONResponse({"status": "shutting down"}, 503)
+    async def health(request: Request) -> Response:
+        """/healthz and /readyz: 200 while the server can take exports, else 503 and why."""
+        reason = unavailable()
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "reason": reason}, 503)
         return JSONResponse({"status": "ok"})
 
     async def api_status(request: Request) -> Response:
@@ -76,7 +79,8 @@ def api_app(service: QueryService, settings: dict[str, Any],
 
     handlers = routes_handlers(service, authorized, unauthorized, commits)
     return Starlette(routes=[
-        Route("/healthz", healthz),
+        Route("/healthz", health),
+        Route("/readyz", health),
         Route("/api/v1/status", api_status),
         Route("/api/v1/sql", sql, methods=["POST"]),
         Route("/api/v1/export", export_endpoint(service.con, settings["export_root"],

@@ -32,6 +32,7 @@ from opentelemetry.sdk.metrics.view import Aggregation
 from .receiver.decode import Decoder
 from .receiver.errors import ExportError
 from .receiver.ingest import Ingest
+from .storage.lock_holder import LockHolder
 from .storage.store import StoreLocked, known_series_ids, open_store
 from .storage.writer import StoreBusy, Writer, WriterClosed
 
@@ -59,7 +60,7 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
             if self._key in _open_paths:
                 raise StoreLocked(f"DuckDBMetricExporter: {self.path} is already open in this "
                                   "process; share that exporter (or its MeterProvider)",
-                                  os.getpid(), "this process")
+                                  LockHolder(os.getpid(), "this process"))
             self._con = self._open()
             _open_paths.add(self._key)
         self._writer = Writer(self._con, known_series_ids(self._con))
@@ -73,12 +74,11 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
         try:
             con: duckdb.DuckDBPyConnection = open_store(self.path)
         except StoreLocked as exc:
-            holder = f"pid {exc.pid}, {exc.program}" if exc.pid else "another process"
-            raise StoreLocked(
-                f"DuckDBMetricExporter: {self.path} is held by another process ({holder}), "
-                "most likely `otel-hms serve`: send to it with "
-                "otel_hms.configure(endpoint=...) or export into another file",
-                exc.pid, exc.program) from None
+            fix = ("send to it with otel_hms.configure(endpoint=...) or export into another "
+                   "file" if exc.holder and exc.holder.is_serve
+                   else "stop it or export into another file")
+            raise StoreLocked(f"DuckDBMetricExporter: {self.path} is held by "
+                              f"{exc.holder or 'another process'}: {fix}", exc.holder) from None
         return con
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,

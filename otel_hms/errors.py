@@ -3,6 +3,7 @@
 - ``ConfigError`` (config): a setting is wrong.
 - ``StoreError`` / ``StoreLocked`` (storage.store): the --db file cannot be used.
 - ``AddressInUse`` (receiver.grpc_server): a listen address is taken.
+- ``DecodeWorkersFailed`` (receiver.decode_pool): decode workers keep dying, ``serve`` stops.
 - ``SqlClientError`` (sql_client): the server refused a query or did not answer.
 - ``ExportError`` (export_spec): an export's arguments, directory, store or server.
 - ``RuleFileError``, ``RuleTestFailure``, ``BacktestError`` (alerting.errors): rules files,
@@ -14,12 +15,13 @@ from __future__ import annotations
 from .alerting.errors import BacktestError, RuleFileError, RuleTestFailure
 from .config import ConfigError
 from .export_spec import ExportError
+from .receiver.decode_pool import DecodeWorkersFailed
 from .receiver.grpc_server import AddressInUse
 from .sql_client import SqlClientError
 from .storage.store import StoreError
 
 USER_ERRORS = (ConfigError, StoreError, AddressInUse, SqlClientError, RuleFileError,
-               RuleTestFailure, BacktestError, ExportError)
+               RuleTestFailure, BacktestError, ExportError, DecodeWorkersFailed)
 
 
 def user_message(exc: BaseException) -> str | None:

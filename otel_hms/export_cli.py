@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 from .api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
@@ -19,9 +18,6 @@ from .export_spec import KINDS_HELP, TIME_HELP, ExportError, ExportSpec, make_sp
 
 if TYPE_CHECKING:
     import duckdb
-
-_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
-
 
 def add_parser(sub: Any) -> None:
     """Add ``export`` to the ``otel-hms`` argument parser."""
@@ -68,17 +64,22 @@ def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
     """The store at ``path``, read-only and without file access, or a one-line reason."""
     import duckdb
 
+    from .storage.lock_holder import lock_holder
+
     if not os.path.isfile(path):
         raise ExportError(f"--db: no store file {path}; pass the file `otel-hms serve --db` "
                           "writes, or leave out --db to export through the server")
     try:
         con = duckdb.connect(path, read_only=True, config={"enable_external_access": False})
     except duckdb.Error as exc:
-        held = _LOCK_HOLDER.search(str(exc))
-        if held or "lock" in str(exc).lower():
-            pid = f" (pid {held.group(1)})" if held else ""
-            raise ExportError(f"--db: {path} is held by a running server{pid}; leave out --db "
-                              "to export through its API (--api HOST:PORT)") from None
+        holder = lock_holder(str(exc))
+        if holder is not None and not holder.is_serve:
+            raise ExportError(f"--db: {path} is held by {holder}; stop it and export "
+                              "again") from None
+        if holder is not None or "lock" in str(exc).lower():
+            pid = f" (pid {holder.pid})" if holder else ""
+            raise ExportError(f"--db: {path} is held by a running otel-hms serve{pid}; leave "
+                              "out --db to export through its API (--api HOST:PORT)") from None
         raise ExportError(f"--db: {path} is not a usable DuckDB file: "
                           f"{str(exc).splitlines()[0]}") from None
     con.execute("SET TimeZone = 'UTC'")

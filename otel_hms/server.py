@@ -1,8 +1,10 @@
 """``otel-hms serve``: the store, its writer, the OTLP receivers and the API in one process.
 
 Start-up binds every socket before anything is served, so a taken port or a locked file is a
-one-line error.  SIGTERM/SIGINT stop the receivers (in-flight exports finish), drain the
-writer, checkpoint and exit 0.
+one-line error, and says "ready" once the decode workers can take requests.  SIGTERM/SIGINT
+stop the receivers (in-flight exports finish), drain the writer, checkpoint and exit 0;
+decode workers that keep dying stop the server the same way, and ``serve`` raises
+``DecodeWorkersFailed`` (``Error: …``, exit 1).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .config import ConfigError, duration_setting, parse_address
 from .dashboard import dashboard_routes, load_dashboards
 from .query_api import QueryService
 from .receiver.decode import Decoder
-from .receiver.decode_pool import DecodePool
+from .receiver.decode_pool import DecodePool, DecodeWorkersFailed
 from .receiver.grpc_server import start_grpc
 from .receiver.http_server import otlp_http_app
 from .receiver.ingest import Ingest
@@ -71,7 +73,9 @@ class Server:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
         self.stop_signal: int | None = None  # set by the SIGTERM/SIGINT handler
+        self.failure: str | None = None  # set when the decode workers keep dying
         self._ready = False
+        self._stopping = False
         self.alerting: Alerting | None = None
         self.pool: DecodePool | None = None
 
@@ -87,7 +91,8 @@ class Server:
                             f"http://{s['api']}")
         decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known)
         if s["decode_workers"] > 0:
-            self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"])
+            self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"],
+                                   on_failure=self._workers_failed)
         ingest = Ingest(self.writer, decoder, s["auth_token"],
                         busy_errors=(StoreBusy, WriterClosed), workers=self.pool)
         tls = None
@@ -106,7 +111,7 @@ class Server:
         self.maintenance.start()
         self.queries = QueryService(self.con, s["sql_timeout_seconds"],
                                     self.maintenance.known_watermarks, raw_retention)
-        self.api = _uvicorn(api_app(self.queries, s, self.status, lambda: self._ready,
+        self.api = _uvicorn(api_app(self.queries, s, self.status, self.unavailable,
                                     lambda: self.writer.stats.commits,
                                     alerting_routes(lambda: self.alerting, s["auth_token"])
                                     + dashboard_routes(s["dashboards"], s["auth_token"])),
@@ -120,6 +125,12 @@ class Server:
             if time.monotonic() > deadline or not self._loop_thread.is_alive():
                 raise RuntimeError("HTTP servers did not start")
             time.sleep(0.01)
+        if self.pool is not None:
+            try:
+                self.pool.wait_ready()
+            except DecodeWorkersFailed:
+                self.stop()
+                raise
         alerting.start()
         self.alerting = alerting
         self._ready = True
@@ -139,20 +150,31 @@ class Server:
             **({"decode": dataclasses.asdict(self.pool.status())} if self.pool else {}),
         }
 
+    def unavailable(self) -> str | None:
+        """Why the server cannot take exports now (/healthz and /readyz answer 503 with it),
+        or None when it can."""
+        if not self._ready:
+            return "shutting down" if self._stopping else "starting"
+        return self.pool.unavailable() if self.pool is not None else None
+
+    def _workers_failed(self, reason: str) -> None:
+        self.failure = reason  # wait() returns, and serve() stops the server
+
     def wait(self) -> None:
-        """Return once SIGTERM or SIGINT has arrived.
+        """Return once SIGTERM or SIGINT has arrived, or the decode workers keep dying.
 
         The signal handler only assigns ``stop_signal``: a handler that set a
         ``threading.Event`` could deadlock, since it runs in this thread and may interrupt it
         while it holds the event's own lock inside ``Event.wait`` (seen: a SIGTERM one second
         after start-up left ``serve`` running until killed).
         """
-        while self.stop_signal is None:
+        while self.stop_signal is None and self.failure is None:
             time.sleep(0.1)
 
     def stop(self) -> None:
         """Finish in-flight exports, commit everything queued, checkpoint and close."""
         self._ready = False
+        self._stopping = True
         log.info("shutting down: finishing in-flight exports")
         grpc_done = self.grpc.stop(grace=5)
         grpc_done.wait(10)
@@ -198,4 +220,6 @@ def serve(settings: dict[str, Any],
         if stop_companion is not None:
             stop_companion()
         server.stop()
+    if server.failure is not None:
+        raise DecodeWorkersFailed(server.failure)
     return 0

@@ -1,6 +1,6 @@
 """A decode worker process: request bytes in, a pickled ``DecodedBatch`` out, over its pipes.
 
-Started by ``DecodePool`` as ``python -m otel_hms.receiver.decode_worker``, it reads framed
+Started by ``DecodePool`` as ``python -P -m otel_hms.receiver.decode_worker``, it reads framed
 messages on stdin and answers each on the original stdout (fd 1 is pointed at stderr, so a
 stray print cannot corrupt the stream).  It keeps its own ``Decoder`` and series caches and
 builds the batch's point tables (``arrow_batches.prepare``), so the server only inserts them;
@@ -20,7 +20,8 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-# Frames on the pipes: the hello (pickled settings), then per request the inflate limit
+# Frames on the pipes: the hello (pickled settings), answered by READY once everything is
+# imported (so the server knows the worker can decode), then per request the inflate limit
 # (int64; -1: the body is not a gRPC message) followed by the committed series ids (uint64
 # bytes), and the body; each answer is one pickled (True, (batch, refs, reset, kinds)) and
 # then per kind the batch's prepared table as an Arrow IPC record batch
@@ -29,6 +30,7 @@ import numpy as np
 # the server puts back the row it keeps until the commit; ``reset`` says the worker forgot
 # what it sent (past SENT_LIMIT), and so must the server.
 PROTOCOL = 5
+READY = b"ready"
 SENT_LIMIT = 1_000_000
 
 
@@ -40,6 +42,10 @@ def serve(inp: Connection, out: Connection) -> int:
 
     settings = pickle.loads(inp.recv_bytes())
     decoder = Decoder(int(settings["max_attributes"]))
+    try:
+        out.send_bytes(READY)
+    except OSError:
+        return 0
     sent: set[int] = set()  # series whose rows went to the server, not yet committed
     while True:
         try:

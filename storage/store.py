@@ -8,11 +8,11 @@ cannot either.
 from __future__ import annotations
 
 import os
-import re
 
 import duckdb
 
 from . import schema
+from .lock_holder import LockHolder, lock_holder
 
 
 class StoreError(Exception):
@@ -20,15 +20,14 @@ class StoreError(Exception):
 
 
 class StoreLocked(StoreError):
-    """Another process holds the file; ``pid`` and ``program`` say which (when DuckDB tells)."""
+    """Another process holds the file; ``holder`` says which when DuckDB tells: its ``pid``
+    and ``program`` (``otel-hms serve`` or the holder's command line)."""
 
-    def __init__(self, message: str, pid: int | None = None, program: str = "") -> None:
+    def __init__(self, message: str, holder: LockHolder | None = None) -> None:
         super().__init__(message)
-        self.pid = pid
-        self.program = program
-
-
-_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+        self.holder = holder
+        self.pid = holder.pid if holder else None
+        self.program = holder.command if holder else ""
 
 
 def open_store(path: str) -> duckdb.DuckDBPyConnection:
@@ -39,13 +38,11 @@ def open_store(path: str) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(path, config={"enable_external_access": False})
     except duckdb.IOException as exc:
-        held = _LOCK_HOLDER.search(str(exc))
-        if held:
-            program = os.path.basename(held["exe"])
-            raise StoreLocked(
-                f"--db: {path} is locked by another process (pid {held['pid']}, "
-                f"{program}); stop it or use `otel-hms sql` to query it",
-                int(held["pid"]), program) from None
+        holder = lock_holder(str(exc))
+        if holder:
+            fix = ("stop it or use `otel-hms sql` to query it" if holder.is_serve
+                   else "stop it or pick another --db")
+            raise StoreLocked(f"--db: {path} is locked by {holder}; {fix}", holder) from None
         raise StoreError(f"--db: cannot open {path}: {exc}") from None
     except duckdb.Error as exc:
         raise StoreError(f"--db: {path} is not a usable DuckDB file: {exc}") from None

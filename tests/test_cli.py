@@ -80,11 +80,38 @@ def test_second_serve_on_locked_file_names_the_holder(start_server: StartServer)
                       "--otlp-http", f"127.0.0.1:{free_port()}", "--api",
                       f"127.0.0.1:{free_port()}")
     assert second.returncode == 1
-    line = second.stderr.strip()
-    assert line.startswith(f"Error: --db: {first.db} is locked by another process (pid "
-                           f"{first.proc.pid}, python")
-    assert line.endswith("); stop it or use `otel-hms sql` to query it")
+    assert second.stderr.strip() == (
+        f"Error: --db: {first.db} is locked by another otel-hms serve (pid {first.proc.pid}); "
+        "stop it or use `otel-hms sql` to query it")
     assert first.ready()
+
+
+HOLDER = """\
+import sys
+import duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_file_another_program_holds_is_named_as_typed(tmp_path: Path) -> None:
+    (tmp_path / "holder.py").write_text(HOLDER)
+    holder = subprocess.Popen([sys.executable, "holder.py", "x.duckdb"], cwd=tmp_path,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        second = otel_hms("serve", "--db", str(tmp_path / "x.duckdb"),
+                          "--otlp-grpc", f"127.0.0.1:{free_port()}",
+                          "--otlp-http", f"127.0.0.1:{free_port()}",
+                          "--api", f"127.0.0.1:{free_port()}")
+    finally:
+        holder.communicate("", timeout=30)
+    assert second.returncode == 1
+    assert second.stderr.strip() == (
+        f"Error: --db: {tmp_path / 'x.duckdb'} is locked by another process (pid "
+        f"{holder.pid}, `{os.path.basename(sys.executable)} holder.py x.duckdb`); stop it or "
+        "pick another --db")
 
 
 def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:

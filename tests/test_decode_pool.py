@@ -160,7 +160,8 @@ def test_a_killed_worker_fails_its_request_and_is_replaced() -> None:
         sender.join(20)
         assert len(outcome) == 1 and isinstance(outcome[0], Overloaded)
         assert f"decode worker {first} stopped" in str(outcome[0])
-        status = pool.status()
+        status = wait_until(lambda: (s := pool.status()).ready == 1 and s,
+                            message="a replacement worker")
         assert status.restarts == 1 and status.workers == 1 and status.pids[0] != first
         batch, _ = pool.decode(mixed_request(2000))
         assert batch.accepted == 80 and batch.rejected == 2

@@ -193,10 +193,10 @@ def test_refuses_a_file_a_server_holds(start_server: StartServer, tmp_path: Path
     with pytest.raises(StoreLocked) as raised:
         DuckDBMetricExporter(server.db)
     assert str(raised.value) == (
-        f"DuckDBMetricExporter: {server.db} is held by another process "
-        f"(pid {server.proc.pid}, {raised.value.program}), most likely `otel-hms serve`: send "
-        "to it with otel_hms.configure(endpoint=...) or export into another file")
-    assert raised.value.program
+        f"DuckDBMetricExporter: {server.db} is held by another otel-hms serve "
+        f"(pid {server.proc.pid}): send to it with otel_hms.configure(endpoint=...) or export "
+        "into another file")
+    assert (raised.value.pid, raised.value.program) == (server.proc.pid, "otel-hms serve")
 
 
 def test_one_exporter_per_file_in_a_process(tmp_path: Path) -> None:

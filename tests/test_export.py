@@ -281,7 +281,8 @@ def test_offline_store_file(start_server: StartServer, tmp_path: Path) -> None:
     held = export("--db", str(server.db), "--to", str(tmp_path / "x"), "--since", SINCE,
                   "--until", UNTIL)
     assert held.returncode == 1
-    assert held.stderr.startswith(f"Error: --db: {server.db} is held by a running server (pid ")
+    assert held.stderr.startswith(f"Error: --db: {server.db} is held by a running otel-hms "
+                                  f"serve (pid {server.proc.pid}); ")
     assert held.stderr.rstrip().endswith("leave out --db to export through its API "
                                          "(--api HOST:PORT)")
     assert not (tmp_path / "x").exists()
