@@ -153,9 +153,10 @@ class Server:
     def unavailable(self) -> str | None:
         """Why the server cannot take exports now (/healthz and /readyz answer 503 with it),
         or None when it can."""
-        if not self._ready:
-            return "shutting down" if self._stopping else "starting"
-        return self.pool.unavailable() if self.pool is not None else None
+        if self._stopping:
+            return "shutting down"
+        workers = self.pool.unavailable() if self.pool is not None else None
+        return workers or (None if self._ready else "starting")
 
     def _workers_failed(self, reason: str) -> None:
         self.failure = reason  # wait() returns, and serve() stops the server

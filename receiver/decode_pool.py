@@ -442,10 +442,10 @@ class DecodePool:
             self._last_death = what
             deaths = len(self._deaths)
             if deaths >= RESTART_LIMIT:
-                last = stderr.strip().splitlines()[-1:] or ["no output"]
-                self._failure = (f"decode workers keep dying ({deaths} times within "
-                                 f"{RESTART_WINDOW:g} s); the last: {what}: {last[0][:300]}")
-                failure = self._failure
+                summary = (f"decode workers keep dying ({deaths} times within "
+                           f"{RESTART_WINDOW:g} s); the last: {what}")
+                last = stderr.strip().splitlines()[-1:]
+                self._failure = failure = f"{summary}: {last[0][:300]}" if last else summary
             else:
                 self._restarts += 1
                 failure = None
@@ -453,7 +453,7 @@ class DecodePool:
         if failure is None:
             log.warning("%s; starting another%s", what, f" in {delay:g} s" if delay else "")
             return
-        log.error("%s; its stderr:\n%s", failure,
+        log.error("%s; its stderr:\n%s", summary,
                   "\n".join(f"    {line}" for line in stderr.splitlines()) or "    (empty)")
         if self._on_failure is not None:
             self._on_failure(failure)
