@@ -97,6 +97,15 @@ _EXPORT = {
 }
 
 
+_HEALTH = {"get": {
+    "summary": "200 while the server can store exports; 503 and the reason while it cannot "
+               "(starting, no decode worker running, shutting down)",
+    "security": [],
+    "responses": {
+        "200": {"description": '{"status": "ok"}'},
+        "503": {"description": '{"status": "unavailable", "reason": "..."}'}}}}
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -111,11 +120,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/healthz": {"get": {
-                "summary": "200 once every endpoint listens, 503 while shutting down",
-                "security": [],
-                "responses": {"200": {"description": "ready"},
-                              "503": {"description": "shutting down"}}}},
+            "/healthz": _HEALTH,
+            "/readyz": _HEALTH,
             "/api/v1/status": {"get": {
                 "summary": "writer, series and roll-up counters",
                 "responses": {"200": {"description": "status object"},

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -142,3 +143,11 @@ def test_serve_stops_when_its_worker_keeps_dying(start_server: StartServer,
     log = assert_stopped_for_dying_workers(server)
     assert f"decode worker {first} was killed by SIGKILL; starting another\n" in log
     assert log.count("before it was ready; starting another") == 3
+
+
+def test_health_needs_no_token(start_server: StartServer) -> None:
+    server = start_server("--auth-token", "s3cret")
+    assert both_answer(server, OK)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        decode_status(server)
+    assert refused.value.code == 401
