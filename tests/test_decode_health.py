@@ -44,7 +44,8 @@ def health(server: ServerProcess, path: str) -> tuple[int, Any]:
         with urllib.request.urlopen(f"http://{server.api}{path}", timeout=5) as reply:
             return reply.status, json.load(reply)
     except urllib.error.HTTPError as refused:
-        return refused.code, json.load(refused)
+        with refused:
+            return refused.code, json.load(refused)
     except (urllib.error.URLError, OSError):
         return 0, None
 
@@ -150,4 +151,5 @@ def test_health_needs_no_token(start_server: StartServer) -> None:
     assert both_answer(server, OK)
     with pytest.raises(urllib.error.HTTPError) as refused:
         decode_status(server)
+    refused.value.close()
     assert refused.value.code == 401
