@@ -87,8 +87,9 @@ class Server:
         load_dashboards(s["dashboards"])  # and so does a bad dashboard
         self.con = open_store(s["db"])
         self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"])
+        api_url = f"{'https' if s['tls_cert'] else 'http'}://{s['api']}"
         alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
-                            f"http://{s['api']}")
+                            api_url)
         decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known)
         if s["decode_workers"] > 0:
             self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"],
@@ -115,7 +116,7 @@ class Server:
                                     lambda: self.writer.stats.commits,
                                     alerting_routes(lambda: self.alerting, s["auth_token"])
                                     + dashboard_routes(s["dashboards"], s["auth_token"])),
-                            s, False)
+                            s, tls is not None)
         self._loop_thread = threading.Thread(
             target=lambda: asyncio.run(self._serve_http(http_sock, api_sock)),
             name="otel-hms-http", daemon=True)
@@ -134,8 +135,8 @@ class Server:
         alerting.start()
         self.alerting = alerting
         self._ready = True
-        log.info("ready: OTLP gRPC %s, OTLP HTTP %s, API http://%s, store %s",
-                 s["otlp_grpc"], s["otlp_http"], s["api"], s["db"])
+        log.info("ready: OTLP gRPC %s, OTLP HTTP %s, API %s, store %s",
+                 s["otlp_grpc"], s["otlp_http"], api_url, s["db"])
 
     async def _serve_http(self, http_sock: socket.socket, api_sock: socket.socket) -> None:
         await asyncio.gather(self.http.serve(sockets=[http_sock]),

@@ -34,7 +34,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("api", "127.0.0.1:4320", "query API, SQL endpoint and /healthz address HOST:PORT"),
     Setting("auth_token", None,
             "bearer token required on OTLP and API requests (Authorization: Bearer TOKEN)"),
-    Setting("tls_cert", None, "PEM certificate file: serve OTLP over TLS (needs tls_key)"),
+    Setting("tls_cert", None, "PEM certificate file: serve OTLP and the API over TLS "
+            "(needs tls_key)"),
     Setting("tls_key", None, "PEM private key file for tls_cert"),
     Setting("max_request_bytes", 64 * MiB, "largest OTLP request accepted, after "
             "decompression (gRPC RESOURCE_EXHAUSTED / HTTP 413 above it)", int),

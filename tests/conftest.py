@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -66,13 +67,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
 class ServerProcess:
     """A running ``otel-hms serve`` with its addresses and a way to ask it SQL."""
 
-    def __init__(self, db: Path, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, db: Path, args: list[str], env: dict[str, str], log: Path,
+                 ca: Path | None = None) -> None:
         self.db = db
         self.grpc_port, self.http_port, self.api_port = free_port(), free_port(), free_port()
         self.grpc = f"127.0.0.1:{self.grpc_port}"
         self.http = f"127.0.0.1:{self.http_port}"
         self.api = f"127.0.0.1:{self.api_port}"
         self.http_url = f"http://{self.http}/v1/metrics"
+        # With --tls-cert the API is HTTPS too; ``ca`` is the certificate's authority.
+        self.api_url = f"{'https' if '--tls-cert' in args else 'http'}://{self.api}"
+        self.ssl_context = ssl.create_default_context(cafile=str(ca)) if ca else None
         self.log = log
         self.token: str | None = None
         # Test data is often months old: keep it raw unless a test asks for retention.
@@ -88,7 +93,8 @@ class ServerProcess:
             raise AssertionError(f"otel-hms serve exited with {self.proc.returncode}:\n"
                                  + self.log.read_text())
         try:
-            with urllib.request.urlopen(f"http://{self.api}/healthz", timeout=1) as r:
+            with urllib.request.urlopen(f"{self.api_url}/healthz", timeout=1,
+                                        context=self.ssl_context) as r:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -110,11 +116,11 @@ class ServerProcess:
 
     def sql_result(self, query: str) -> dict[str, Any]:
         request = urllib.request.Request(
-            f"http://{self.api}/api/v1/sql", data=json.dumps({"sql": query}).encode(),
+            f"{self.api_url}/api/v1/sql", data=json.dumps({"sql": query}).encode(),
             headers={"Content-Type": "application/json"}, method="POST")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=60) as r:
+        with urllib.request.urlopen(request, timeout=60, context=self.ssl_context) as r:
             result: dict[str, Any] = json.load(r)
             return result
 
@@ -151,9 +157,9 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     started: list[ServerProcess] = []
 
     def start(*args: str, db: Path | None = None, env: dict[str, str] | None = None,
-              wait: bool = True) -> ServerProcess:
+              wait: bool = True, ca: Path | None = None) -> ServerProcess:
         server = ServerProcess(db or tmp_path / "store.duckdb", list(args), env or {},
-                               tmp_path / f"serve-{len(started)}.log")
+                               tmp_path / f"serve-{len(started)}.log", ca)
         started.append(server)
         return server.wait_ready() if wait else server
 
