@@ -22,7 +22,8 @@ ACTIVE_COLUMN = "__otel_hms_active"
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
             "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 POINT_VIEWS = {"otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram",
-               "otel_metrics_exp_histogram", "otel_metrics_summary", "otel_points"}
+               "otel_metrics_exponential_histogram", "otel_metrics_exp_histogram",
+               "otel_metrics_summary", "otel_points"}
 _CLOCK_IDENTIFIERS = {"now", "current_timestamp", "get_current_timestamp",
                       "transaction_timestamp"}
 

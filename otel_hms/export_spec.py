@@ -21,7 +21,7 @@ KINDS: dict[str, str] = {
     "gauge": "otel_metrics_gauge",
     "sum": "otel_metrics_sum",
     "histogram": "otel_metrics_histogram",
-    "exp_histogram": "otel_metrics_exp_histogram",
+    "exp_histogram": "otel_metrics_exponential_histogram",
     "summary": "otel_metrics_summary",
 }
 KINDS_HELP = "gauge, sum, histogram, exp_histogram or summary"

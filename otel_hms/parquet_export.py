@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from .export_spec import KINDS, ExportSpec
 from .parquet_files import locked, prepare_root, read_kept, replace_file
+from .storage.nested_columns import WITHOUT_NESTED_FIELDS
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -126,7 +127,7 @@ def _export_hour(cursor: duckdb.DuckDBPyConnection, spec: ExportSpec, kind: str,
     relative = os.path.join(f"kind={kind}", f"date={date}", f"hour-{start.hour:02d}.parquet")
     final = os.path.join(spec.to, relative)
     where, params = _where(spec, lo, hi)
-    reader = cursor.sql(f"SELECT * FROM {KINDS[kind]} WHERE {where} "
+    reader = cursor.sql(f"SELECT {WITHOUT_NESTED_FIELDS} FROM {KINDS[kind]} WHERE {where} "
                         "ORDER BY MetricName, SeriesId, TimeUnix",
                         params=params).to_arrow_reader(BATCH_ROWS)
     from_store = _Counted(reader, json_typed(reader.schema))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from . import sql_helpers, sum_chain
+from . import nested_columns, sql_helpers, sum_chain
 
 SCHEMA_VERSION = "4"
 # 1 -> 2: histogram roll-ups hold one row per series and minute/hour with lists of bucket
@@ -193,7 +193,7 @@ _EXEMPLARS = """
         'SpanId': e.span_id,
         'TraceId': e.trace_id
     }) AS Exemplars,
-"""
+""" + nested_columns.EXEMPLARS
 
 _NUMBER_VALUE = """
     coalesce(p.value_int::DOUBLE, p.value) AS Value,
@@ -230,7 +230,9 @@ VIEWS: dict[str, str] = {
             {_TYPED_COLUMNS}
         FROM points_histogram p JOIN series s USING (series_id)
     """,
-    "otel_metrics_exp_histogram": f"""
+    # The exporter's table name (its defaultExpHistogramSuffix); otel_metrics_exp_histogram,
+    # this store's first name for it, stays as an alias below.
+    "otel_metrics_exponential_histogram": f"""
         SELECT {_SERIES_COLUMNS} {_HISTOGRAM_COMMON}
             p.scale AS Scale,
             p.zero_count AS ZeroCount,
@@ -247,10 +249,12 @@ VIEWS: dict[str, str] = {
             {_TYPED_COLUMNS}
         FROM points_exp_histogram p JOIN series s USING (series_id)
     """,
+    "otel_metrics_exp_histogram": "SELECT * FROM otel_metrics_exponential_histogram",
     "otel_metrics_summary": f"""
         SELECT {_SERIES_COLUMNS} {_HISTOGRAM_COMMON}
             list_transform(p.quantile_values,
                 lambda q: {{'Quantile': q.quantile, 'Value': q.value}}) AS ValueAtQuantiles,
+            {nested_columns.VALUE_AT_QUANTILES}
             p.flags AS Flags,
             {_TYPED_COLUMNS}
         FROM points_summary p JOIN series s USING (series_id)
@@ -302,6 +306,7 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         for version, step in _MIGRATIONS.items():
             if int(found[0]) < version:
                 _migrate(con, version, step)
+    nested_columns.install(con)
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     sql_helpers.install(con)

@@ -191,7 +191,9 @@ def test_columns_and_rows_are_the_views(loaded: ServerProcess, tmp_path: Path) -
     to = tmp_path / "out"
     exported(loaded, to)
     for kind in ("gauge", "sum", "histogram", "exp_histogram", "summary"):
-        view = loaded.sql_result(f"SELECT * FROM otel_metrics_{kind} ORDER BY ALL")
+        # Every column but the Nested fields ("Exemplars.TraceId"), which repeat the lists.
+        view = loaded.sql_result("SELECT COLUMNS(lambda c: NOT contains(c, '.')) "
+                                 f"FROM otel_metrics_{kind} ORDER BY ALL")
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         rel = con.sql(f"SELECT * EXCLUDE (kind, date) FROM read_parquet("
