@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .export_api import export_endpoint
+from .export_api import export_endpoint, export_root
 from .openapi import openapi_document
 from .query_api import QueryService, routes_handlers
 from .sql_query import QueryError, run_query
@@ -83,8 +83,9 @@ def api_app(service: QueryService, settings: dict[str, Any],
         Route("/readyz", health),
         Route("/api/v1/status", api_status),
         Route("/api/v1/sql", sql, methods=["POST"]),
-        Route("/api/v1/export", export_endpoint(service.con, settings["export_root"],
-                                                authorized, unauthorized), methods=["POST"]),
+        Route("/api/v1/export", export_endpoint(
+            service.con, export_root(settings["export_root"], settings["db"]), authorized,
+            unauthorized), methods=["POST"]),
         Route("/api/v1/openapi.json", openapi),
         *(Route(path, handler) for path, handler in handlers.items()),
         *(extra_routes or []),

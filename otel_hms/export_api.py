@@ -2,8 +2,9 @@
 
 The server holds the store, so it runs the export itself (``parquet_export``), on a worker
 thread and a cursor of its own, while ingest goes on.  The directory must be an absolute
-path; with ``export_root`` set it must lie under that directory.  Files are only ever written
-under the names the export layout gives them.
+path under ``export_root`` (by default ``exports/`` beside the store file), symlinks and
+``..`` resolved first, so a client can never make the server write elsewhere.  Files are only
+ever written under the names the export layout gives them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ BODY_HELP = ('body must be JSON: {"to": "/absolute/dir", "since": "24h", "until"
              '"kinds": ["gauge"], "metrics": ["name"]}')
 
 
-def parse_body(raw: bytes, root: str | None) -> ExportSpec:
+def export_root(setting: str | None, db: str) -> str:
+    """The directory exports are confined to: ``export_root`` if set, else ``exports/``
+    beside the store file (created by the first export that writes)."""
+    return setting or os.path.join(os.path.dirname(os.path.abspath(db)), "exports")
+
+
+def parse_body(raw: bytes, root: str) -> ExportSpec:
     """The export a request asks for, checked like the CLI's flags, inside ``root``."""
     try:
         body = json.loads(raw)
@@ -42,11 +49,10 @@ def parse_body(raw: bytes, root: str | None) -> ExportSpec:
         raise ExportError(f"--to: {body['to']!r} must be an absolute path on the server's "
                           "machine")
     spec = make_spec(body["to"], str(since), str(until), kinds, metrics)
-    if root is not None:
-        real_root, real_to = os.path.realpath(root), os.path.realpath(spec.to)
-        if os.path.commonpath([real_root, real_to]) != real_root:
-            raise ExportError(f"--to: {spec.to} is outside the server's export_root "
-                              f"{root}; export into a directory under it")
+    real_root, real_to = os.path.realpath(root), os.path.realpath(spec.to)
+    if os.path.commonpath([real_root, real_to]) != real_root:
+        raise ExportError(f"--to: {spec.to} is outside the server's export_root {root}; "
+                          "export into a directory under it")
     return spec
 
 
@@ -54,7 +60,7 @@ def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def export_endpoint(con: duckdb.DuckDBPyConnection, root: str | None,
+def export_endpoint(con: duckdb.DuckDBPyConnection, root: str,
                     authorized: Callable[[Request], bool],
                     unauthorized: Callable[[], Response]) -> Callable[[Request], Any]:
     """The Starlette handler: 200 with the files written, 400 bad input, 409 busy."""

@@ -71,10 +71,13 @@ _EXPORT = {
                "`otel-hms export` calls",
     "description": "Each file is replaced atomically, so readers scanning the directory never "
                    "see half a file; re-exporting a range rewrites its hour files instead of "
-                   "adding rows. With the export_root setting, `to` must lie under it.",
+                   "adding rows. `to` must lie under the export_root setting (default: "
+                   "exports/ beside the store file), symlinks and .. resolved; anything "
+                   "else is refused with 400.",
     "requestBody": {"required": True, "content": {"application/json": {
         "schema": {"type": "object", "required": ["to"], "properties": {
-            "to": {"type": "string", "description": "absolute directory (created if missing)"},
+            "to": {"type": "string", "description": "absolute directory under export_root "
+                   "(created if missing)"},
             "since": {"type": "string", "description": f"range start: {TIME_HELP} "
                       "(default 24h)"},
             "until": {"type": "string", "description": "range end, exclusive (default now)"},
@@ -82,7 +85,7 @@ _EXPORT = {
                       "description": "default: every kind"},
             "metrics": {"type": "array", "items": {"type": "string"},
                         "description": "metric names (default: every metric)"}}},
-        "example": {"to": "/var/lib/otel-hms/parquet", "since": "24h",
+        "example": {"to": "/var/lib/otel-hms/exports/parquet", "since": "24h",
                     "kinds": ["gauge", "histogram"]}}}},
     "responses": {
         "200": {"description": "what was written", "content": {"application/json": {

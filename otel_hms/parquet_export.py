@@ -14,7 +14,6 @@ batches on its own cursor and writes them with pyarrow in Python; DuckDB never t
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .export_spec import KINDS, ExportSpec
-from .parquet_files import locked, prepare_root, read_kept, replace_file
+from .parquet_files import locked, prepare_root, read_kept, remove_created, replace_file
 from .storage.nested_columns import WITHOUT_NESTED_FIELDS
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -78,9 +77,8 @@ def run_export(con: duckdb.DuckDBPyConnection, spec: ExportSpec) -> ExportResult
             finally:
                 cursor.close()
     finally:
-        if created and not files:
-            with contextlib.suppress(OSError):  # only while empty
-                os.rmdir(spec.to)
+        if not files:
+            remove_created(created)
     return ExportResult(spec, tuple(files))
 
 

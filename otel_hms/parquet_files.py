@@ -25,14 +25,19 @@ from .export_spec import ExportBusy, ExportError
 TMP_PREFIX = ".export-"
 
 
-def prepare_root(path: str) -> bool:
+def prepare_root(path: str) -> list[str]:
     """Create the dataset root if missing and prove it can be written, or say what to fix.
 
-    True when it was created (so an export that writes nothing can take it away again)."""
+    Returns the directories it created, deepest first, so an export that writes nothing can
+    take them away again (``remove_created``)."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise ExportError(f"--to: {path} is a file, not a directory; pick a directory "
                           "(it is created if missing)")
-    created = not os.path.exists(path)
+    created = []
+    missing = path
+    while not os.path.exists(missing) and os.path.dirname(missing) != missing:
+        created.append(missing)
+        missing = os.path.dirname(missing)
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, f".probe-{uuid.uuid4().hex}.tmp")
@@ -40,12 +45,19 @@ def prepare_root(path: str) -> bool:
             pass
         os.unlink(probe)
     except OSError as exc:
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
+        remove_created(created)
         raise ExportError(f"--to: cannot write into {path} ({exc.strerror or exc}); pick a "
                           "directory this process may write to") from None
     return created
+
+
+def remove_created(created: list[str]) -> None:
+    """Remove the directories ``prepare_root`` created, each only while it is empty."""
+    for directory in created:
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
 
 
 @contextlib.contextmanager

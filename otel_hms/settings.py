@@ -56,7 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rollup_interval_seconds", 30.0, "how often roll-ups and retention run", float),
     Setting("log_level", "info", "debug, info, warning or error"),
     Setting("export_root", None, "POST /api/v1/export (otel-hms export through the server) "
-            "writes only under this directory; unset: anywhere the server may write"),
+            "writes only under this directory; unset: exports/ beside the db file"),
     Setting("rules", (), "alert rules file (YAML); repeat for several; reloaded on SIGHUP and "
             "POST /api/v1/rules/reload", multiple=True),
     Setting("dashboards", None, "directory of YAML dashboards shown by the web page on the "

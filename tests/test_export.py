@@ -131,7 +131,7 @@ def loaded(server: ServerProcess) -> ServerProcess:
 
 
 def test_every_kind_through_the_running_server(loaded: ServerProcess, tmp_path: Path) -> None:
-    to = tmp_path / "out"
+    to = tmp_path / "exports" / "out"
     out = exported(loaded, to)
     assert out.splitlines() == [
         "gauge: 4 rows into 3 files", "sum: 3 rows into 1 file", "histogram: 2 rows into 1 file",
@@ -188,7 +188,7 @@ def test_every_kind_through_the_running_server(loaded: ServerProcess, tmp_path: 
 
 
 def test_columns_and_rows_are_the_views(loaded: ServerProcess, tmp_path: Path) -> None:
-    to = tmp_path / "out"
+    to = tmp_path / "exports" / "out"
     exported(loaded, to)
     for kind in ("gauge", "sum", "histogram", "exp_histogram", "summary"):
         # Every column but the Nested fields ("Exemplars.TraceId"), which repeat the lists.
@@ -211,7 +211,7 @@ def test_columns_and_rows_are_the_views(loaded: ServerProcess, tmp_path: Path) -
 
 
 def test_reexport_replaces_instead_of_duplicating(loaded: ServerProcess, tmp_path: Path) -> None:
-    to = tmp_path / "out"
+    to = tmp_path / "exports" / "out"
     exported(loaded, to)
     (to / ".export-0123.tmp").write_bytes(b"left by an export that was killed")
     exported(loaded, to)
@@ -241,7 +241,7 @@ def test_reexport_replaces_instead_of_duplicating(loaded: ServerProcess, tmp_pat
 
 def test_readers_never_see_half_a_file(loaded: ServerProcess, tmp_path: Path) -> None:
     """A reader scanning the directory during repeated exports always sees every row once."""
-    to = tmp_path / "out"
+    to = tmp_path / "exports" / "out"
     exported(loaded, to)
     stop = threading.Event()
     seen: list[int] = []
@@ -306,7 +306,7 @@ def test_durations_back_from_now(server: ServerProcess, tmp_path: Path) -> None:
     recent = (now - dt.timedelta(minutes=10)).timestamp() - T0_S
     send(server, request(gauge_metric("g", [number_point(ROOM_A, -3600 * 24 * 30, 1.0),
                                             number_point(ROOM_A, recent, 2.0)])))
-    to = tmp_path / "out"
+    to = tmp_path / "exports" / "out"
     done = export("--api", server.api, "--to", str(to), "--since", "1h")
     assert done.returncode == 0, done.stderr
     assert read(to, "SELECT Value, date FROM ds") == [(2.0, (now - dt.timedelta(minutes=10))
@@ -321,7 +321,7 @@ def error_of(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_bad_input_is_one_line_and_writes_nothing(server: ServerProcess, tmp_path: Path) -> None:
-    to = tmp_path / "out"
+    to = tmp_path / "exports" / "out"
     assert error_of(export("--api", server.api)) == (
         "Error: --to: give the directory to write the Parquet files into, e.g. --to ./parquet")
     api = ("--api", server.api, "--to", str(to))
@@ -342,8 +342,9 @@ def test_bad_input_is_one_line_and_writes_nothing(server: ServerProcess, tmp_pat
     assert empty.stdout == ("Nothing to export: the store holds no gauge or sum points from "
                             "2020-01-01T00:00:00+00:00 to 2020-01-02T00:00:00+00:00; nothing "
                             f"was written to {to}\n")
-    assert not to.exists()
-    a_file = tmp_path / "a-file"
+    assert not to.parent.exists()  # not even the exports/ directory it would have made
+    a_file = tmp_path / "exports" / "a-file"
+    a_file.parent.mkdir()
     a_file.write_text("not a directory")
     assert error_of(export("--api", server.api, "--to", str(a_file))) == (
         f"Error: --to: {a_file} is a file, not a directory; pick a directory (it is created "
@@ -351,9 +352,6 @@ def test_bad_input_is_one_line_and_writes_nothing(server: ServerProcess, tmp_pat
     assert error_of(export("--api", server.api, "--to", str(a_file / "sub"))) == (
         f"Error: --to: cannot write into {a_file / 'sub'} (Not a directory); pick a directory "
         "this process may write to")
-    message = error_of(export("--api", server.api, "--to", "/sys/otel-hms-export-test"))
-    assert message.startswith("Error: --to: cannot write into /sys/otel-hms-export-test (")
-    assert message.endswith("); pick a directory this process may write to")
     gone = f"127.0.0.1:{free_port()}"
     message = error_of(export("--api", gone, "--to", str(to)))
     assert message.startswith(f"Error: --api: no otel-hms server answers at {gone} (")
@@ -368,9 +366,13 @@ def test_bad_input_is_one_line_and_writes_nothing(server: ServerProcess, tmp_pat
     assert a_file.read_text() == "not a directory"
 
 
-def test_unwritable_directory(server: ServerProcess, tmp_path: Path) -> None:
-    """A directory nobody may write into: read-only, and for root (which ignores modes, as
-    in CI) immutable too."""
+def test_unwritable_directory(start_server: StartServer, tmp_path: Path) -> None:
+    """A directory nobody may write into: /sys, a read-only one, and for root (which ignores
+    modes, as in CI) immutable too."""
+    server = start_server("--export-root", "/")
+    message = error_of(export("--api", server.api, "--to", "/sys/otel-hms-export-test"))
+    assert message.startswith("Error: --to: cannot write into /sys/otel-hms-export-test (")
+    assert message.endswith("); pick a directory this process may write to")
     locked = tmp_path / "read-only"
     locked.mkdir(mode=0o555)
     as_root = os.geteuid() == 0
@@ -388,8 +390,8 @@ def test_unwritable_directory(server: ServerProcess, tmp_path: Path) -> None:
 
 def test_a_second_export_into_the_same_directory_waits_its_turn(
         loaded: ServerProcess, tmp_path: Path) -> None:
-    to = tmp_path / "out"
-    to.mkdir()
+    to = tmp_path / "exports" / "out"
+    to.mkdir(parents=True)
     fd = os.open(to, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # what a running export holds
@@ -441,11 +443,49 @@ def test_the_endpoint_refuses_bad_bodies(server: ServerProcess, tmp_path: Path) 
         == (400, usage)
     assert post_export(server, b'{"to": "relative/dir"}') == (
         400, "--to: 'relative/dir' must be an absolute path on the server's machine")
-    assert post_export(server, json.dumps({"to": str(tmp_path / "x"),
+    assert post_export(server, json.dumps({"to": str(tmp_path / "exports" / "x"),
                                            "kinds": ["gauges"]}).encode()) == (
         400, "--kind: unknown kind 'gauges'; use gauge, sum, histogram, exp_histogram or "
              "summary")
-    status, body = post_export(server, json.dumps({"to": str(tmp_path / "x"),
+    status, body = post_export(server, json.dumps({"to": str(tmp_path / "exports" / "x"),
                                                    "since": 0, "until": 60}).encode())
     assert status == 200 and json.loads(body)["files"] == []
-    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "exports").exists()
+
+
+def test_the_server_writes_only_under_exports_beside_the_store(loaded: ServerProcess,
+                                                               tmp_path: Path) -> None:
+    """Unset, export_root is exports/ beside the store file: paths that leave it, by ``..``
+    or through a symlink, are refused with 400 naming it, and nothing is written there."""
+    root = tmp_path / "exports"
+    assert loaded.db.parent == tmp_path and not root.exists()
+    body = {"since": SINCE, "until": UNTIL, "kinds": ["summary"]}
+
+    def refused(to: str) -> tuple[int, str]:
+        return post_export(loaded, json.dumps({**body, "to": to}).encode())
+
+    outside = tmp_path / "elsewhere"
+    for to in (str(outside), f"{root}/../elsewhere", "/etc/cron.d", str(tmp_path),
+               f"{root}-sibling"):
+        assert refused(to) == (400, f"--to: {os.path.abspath(to)} is outside the server's "
+                                    f"export_root {root}; export into a directory under it")
+    root.mkdir()
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    assert refused(str(root / "escape" / "x")) == (
+        400, f"--to: {root / 'escape' / 'x'} is outside the server's export_root {root}; "
+             "export into a directory under it")
+    assert not outside.exists() and files(root) == []
+    # The CLI gets the same refusal as one line.
+    assert error_of(export("--api", loaded.api, "--to", str(outside), "--since", SINCE,
+                           "--until", UNTIL)) == (
+        f"Error: --to: {outside} is outside the server's export_root {root}; export into a "
+        "directory under it")
+    # A symlink that stays inside is fine, and so is the root itself.
+    (root / "daily").mkdir()
+    (root / "today").symlink_to(root / "daily", target_is_directory=True)
+    status, answer = refused(str(root / "today"))
+    assert status == 200 and json.loads(answer)["rows"] == 1
+    assert files(root) == ["daily/kind=summary/date=2026-01-01/hour-00.parquet"]
+    status, answer = refused(str(root))
+    assert status == 200 and json.loads(answer)["dir"] == str(root)
+    assert not outside.exists()
