@@ -33,6 +33,7 @@ from .query_spec import (
 from .rollup_quantiles import RollupQuantiles
 from .series_labels import LABELS_SQL, extra_labels
 from .sql_query import QueryError, fetch_all
+from .storage.schema import POINT_TABLES
 
 TEMPORALITY = {1: "delta", 2: "cumulative"}
 HISTOGRAM_KINDS = ("histogram", "exponential_histogram")
@@ -147,8 +148,7 @@ class QueryService:
     def metrics(self) -> list[dict[str, Any]]:
         points = " UNION ALL ".join(
             f"SELECT series_id, min(time) AS lo, max(time) AS hi FROM {t} GROUP BY series_id"
-            for t in ("points_gauge", "points_sum", "points_histogram", "points_exp_histogram",
-                      "points_summary"))
+            for t in POINT_TABLES.values())
         names, rows = fetch_all(self.con, f"""
             SELECT s.metric_name AS name, s.metric_type AS kind,
                    any_value(s.metric_unit) AS unit,

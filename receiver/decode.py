@@ -43,14 +43,6 @@ _SERIES_CACHE_LIMIT = 1_000_000
 _MAX_MESSAGES = 5
 _OWNER_CACHE_LIMIT = 4096
 
-KIND_BY_FIELD = {
-    "gauge": "gauge",
-    "sum": "sum",
-    "histogram": "histogram",
-    "exponential_histogram": "exponential_histogram",
-    "summary": "summary",
-}
-
 POINT_COLUMNS: dict[str, tuple[str, ...]] = {
     "gauge": ("value", "value_int", "flags", "exemplars"),
     "sum": ("value", "value_int", "flags", "exemplars"),
@@ -666,24 +658,17 @@ def _attributes_key(dp: Any, tag: int) -> bytes:
         if t == tag and start < 0:
             start = i
         i += 1
-        wire = t & 7
-        if wire == 1:
+        wire_type = t & 7
+        if wire_type == 1:
             i += 8
-        elif wire == 2:
-            length = shift = 0
-            while True:
-                b = raw[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
+        elif wire_type == 2:
+            length, i = wire.varint(raw, i, n)
             i += length
-        elif wire == 0:
+        elif wire_type == 0:
             while raw[i] & 0x80:
                 i += 1
             i += 1
-        elif wire == 5:
+        elif wire_type == 5:
             i += 4
         else:
             return _attributes_key_slow(dp)

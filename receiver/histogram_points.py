@@ -21,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from .number_points import EXEMPLARS_TYPE, varint
+from .number_points import EXEMPLARS_TYPE
 from .series_slots import SeriesSlots
+from .wire import varint
 
 _DATA_POINT, _ATTRIBUTE = 0x0A, 0x4A
 
@@ -64,7 +65,7 @@ def template_of(raw: bytes) -> Template | None:
     for tag, name, fmt in ((0x32, "bucket_counts", "<u8"), (0x3A, "explicit_bounds", "<f8")):
         sizes[name] = 0
         if p < n and raw[p] == tag:
-            length, q = varint(raw, p + 1)
+            length, q = varint(raw, p + 1, n)
             if length % 8:
                 return None
             fixed.extend((i, raw[i]) for i in range(p, q))
@@ -76,7 +77,7 @@ def template_of(raw: bytes) -> Template | None:
         return None
     head = p
     while p < n and raw[p] == _ATTRIBUTE:
-        length, q = varint(raw, p + 1)
+        length, q = varint(raw, p + 1, n)
         p = q + length
     tail = p
     flags = 0
@@ -124,7 +125,7 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> HistogramScan:
     head = tail = -1
     pos, n = 0, len(buf)
     while pos < n and buf[pos] == _DATA_POINT:
-        length, body = varint(buf, pos + 1)
+        length, body = varint(buf, pos + 1, n)
         end = pos = body + length
         if head < 0:
             out.template = template_of(buf[body:end])

@@ -43,10 +43,6 @@ class DecodeWorkers(Protocol):
                ) -> tuple[DecodedBatch, Callable[[Future[int]], None] | None]: ...
 
 
-class Busy(Exception):
-    """Raised by a sink that cannot take more now."""
-
-
 class Ingest:
     """Decode requests and hand them to the store's writer."""
 

@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from .series_slots import SeriesSlots
+from .wire import varint
 
 _TIME, _START, _DOUBLE, _INT = 0x19, 0x11, 0x21, 0x31
 # Heads of a point without / with start_time_unix_nano: tag + fixed64 per field.
@@ -76,7 +77,7 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> NumberScan:
                 length = (length & 0x7F) | (second << 7)
                 body += 1
             else:
-                length, body = varint(buf, pos + 1)
+                length, body = varint(buf, pos + 1, n)
         pos = body + length
         if length >= 18:
             head = buf[body]
@@ -99,18 +100,6 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> NumberScan:
     return out
 
 
-def varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """A varint at ``pos``: (value, offset after it)."""
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return value, pos
-
-
 def _end_of(buf: bytes, body: int) -> int:
     """Where the point whose body starts at ``body`` ends, from its length prefix.
 
@@ -120,7 +109,7 @@ def _end_of(buf: bytes, body: int) -> int:
     start = body - 1
     while buf[start - 1] >= 0x80:
         start -= 1
-    length, after = varint(buf, start)
+    length, after = varint(buf, start, body)
     assert after == body
     return body + length
 

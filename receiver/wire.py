@@ -28,9 +28,9 @@ def fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, in
     fields of ``buf[start:end]``; any other wire type or a cut field raises ``NotPlain``."""
     pos = start
     while pos < end:
-        key, pos = _varint(buf, pos, end)
+        key, pos = varint(buf, pos, end)
         number, wire = key >> 3, key & 7
-        value, pos = _varint(buf, pos, end)
+        value, pos = varint(buf, pos, end)
         if wire == VARINT:
             yield number, wire, value, pos
         elif wire == LEN:
@@ -42,7 +42,8 @@ def fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, in
             raise NotPlain(f"wire type {wire} at this level")
 
 
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+def varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The varint at ``pos`` (before ``end``): its value and the offset after it."""
     value = shift = 0
     while pos < end and shift < 64:
         b = buf[pos]

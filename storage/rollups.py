@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 
 from . import sql_helpers, sum_chain
-from .schema import LIST_BUCKETS
+from .schema import LIST_BUCKETS, POINT_TABLES
 
 log = logging.getLogger("otel_hms.rollups")
 
@@ -36,9 +36,7 @@ HOUR = dt.timedelta(hours=1)
 SLICE = dt.timedelta(hours=6)
 # Counter baselines for the first points of a slice are looked for this far back.
 LOOKBACK = dt.timedelta(hours=1)
-_NUMBER_TABLES = ("points_gauge", "points_sum")
-_POINT_TABLES = ("points_gauge", "points_sum", "points_histogram", "points_exp_histogram",
-                 "points_summary")
+_POINT_TABLES = tuple(POINT_TABLES.values())
 
 
 @dataclass(frozen=True)

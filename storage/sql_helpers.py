@@ -542,11 +542,6 @@ MACROS: dict[str, str] = {
     """,
 }
 
-# Public helpers in the order the README documents them.
-PUBLIC = ("rate", "increase", "histogram_quantile", "sla_adherence", "window_stats", "latest",
-          "time_grid")
-
-
 def install_watermarks(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)create ``otel_rollup_until(source)`` from the watermarks in ``otel_hms_meta``.
 
