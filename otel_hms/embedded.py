@@ -89,7 +89,8 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
                 log.warning("DuckDBMetricExporter: export after shutdown is ignored")
                 return MetricExportResult.FAILURE
             try:
-                self._ingest.export(encode_metrics(metrics_data), f"embedded {self.path}")
+                self._ingest.export(encode_metrics(metrics_data), f"embedded {self.path}",
+                                    sender="this process (DuckDBMetricExporter)")
             except ExportError as exc:
                 log.warning("DuckDBMetricExporter: export to %s failed: %s", self.path, exc)
                 return MetricExportResult.FAILURE

@@ -126,7 +126,8 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": _HEALTH,
             "/readyz": _HEALTH,
             "/api/v1/status": {"get": {
-                "summary": "writer, series and roll-up counters",
+                "summary": "writer, series, roll-up and decode counters; points rejected in "
+                           "partial_success per reason (ingest)",
                 "responses": {"200": {"description": "status object"},
                               "401": _UNAUTHORIZED}}},
             "/api/v1/query": {"get": {

@@ -34,6 +34,7 @@ from .receiver.decode_pool import DecodePool, DecodeWorkersFailed
 from .receiver.grpc_server import start_grpc
 from .receiver.http_server import otlp_http_app
 from .receiver.ingest import Ingest
+from .storage.old_points import OldPointCheck
 from .storage.rollups import Maintenance, Retention
 from .storage.store import known_series_ids, open_store
 from .storage.writer import StoreBusy, Writer, WriterClosed
@@ -86,7 +87,11 @@ class Server:
         load_rules(s["rules"])  # a bad rules file stops start-up before the store is opened
         load_dashboards(s["dashboards"])  # and so does a bad dashboard
         self.con = open_store(s["db"])
-        self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"])
+        raw_retention = duration_setting(s, "retention_raw")
+        old_points = (OldPointCheck(raw_retention, str(s["retention_raw"]).strip())
+                      if raw_retention is not None else None)
+        self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"],
+                             old_points)
         api_url = f"{'https' if s['tls_cert'] else 'http'}://{s['api']}"
         alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
                             api_url)
@@ -94,15 +99,14 @@ class Server:
         if s["decode_workers"] > 0:
             self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"],
                                    on_failure=self._workers_failed)
-        ingest = Ingest(self.writer, decoder, s["auth_token"],
-                        busy_errors=(StoreBusy, WriterClosed), workers=self.pool)
+        self.ingest = ingest = Ingest(self.writer, decoder, s["auth_token"],
+                                      busy_errors=(StoreBusy, WriterClosed), workers=self.pool)
         tls = None
         if s["tls_cert"]:
             with open(s["tls_cert"], "rb") as c, open(s["tls_key"], "rb") as k:
                 tls = (c.read(), k.read())
         self.grpc, _ = start_grpc(ingest, s["otlp_grpc"], s["max_request_bytes"], tls)
         self.http = _uvicorn(otlp_http_app(ingest, s["max_request_bytes"]), s, tls is not None)
-        raw_retention = duration_setting(s, "retention_raw")
         self.maintenance = Maintenance(
             self.con,
             Retention(raw=raw_retention, minute=duration_setting(s, "retention_1m"),
@@ -144,6 +148,7 @@ class Server:
 
     def status(self) -> dict[str, Any]:
         return {
+            "ingest": self.ingest.rejections.status(),
             "writer": dataclasses.asdict(self.writer.stats),
             "pending_points": self.writer.pending_points,
             "series": len(self.writer.known),

@@ -48,7 +48,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sql_timeout_seconds", 30.0, "time limit of one query on the SQL endpoint", float),
     Setting("sql_row_limit", 100_000, "most rows one query on the SQL endpoint returns", int),
     Setting("retention_raw", "30d", "how long raw points are kept (e.g. 30d, 12h; forever); "
-            "older ones are dropped once rolled up"),
+            "older ones are dropped once rolled up, and points older than this when they "
+            "arrive are refused (reported in partial_success)"),
     Setting("retention_1m", "90d", "how long 1-minute roll-ups are kept (forever to keep all)"),
     Setting("retention_1h", "forever", "how long 1-hour roll-ups are kept"),
     Setting("rollup_delay", "2m", "minutes are rolled up this long after they end; points "

@@ -17,7 +17,7 @@ import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 from google.protobuf.message import DecodeError
@@ -83,12 +83,27 @@ class SeriesRow:
     metric_metadata: str | None
 
 
+# The reason ``DecodedBatch.reject`` counts under: points the decoder found malformed.
+INVALID = "invalid"
+
+
+class Refusal(NamedTuple):
+    """Decoded points a check refused to store (``DecodedBatch.refuse``), reported to the
+    sender in ``partial_success`` and counted on /api/v1/status under ``reason``."""
+
+    reason: str  # a short key naming the check or setting, e.g. "retention_raw"
+    points: int
+    message: str  # for the sender: what was refused and which setting refused it
+
+
 @dataclass
 class DecodedBatch:
     """Columns per metric kind, the series they reference, and what was rejected.
 
     Points read field by field are in ``columns`` (lists); points read in bulk are already
-    Arrow tables in ``tables``, with the same columns.
+    Arrow tables in ``tables``, with the same columns.  ``rejected`` counts every point the
+    sender is told was not stored: malformed ones (``reject``) and ones a later check refused
+    (``refuse``); the reply and /api/v1/status take them from here.
     """
 
     columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
@@ -98,6 +113,7 @@ class DecodedBatch:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     problems: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
     # Number points found by ``number_points.scan`` while decoding, read in bulk at the end.
     scans: list[tuple[_Context, bytes, number_points.NumberScan]] = field(default_factory=list)
     histogram_scans: list[tuple[_Context, bytes, histogram_points.HistogramScan]] = field(
@@ -107,11 +123,29 @@ class DecodedBatch:
     prepared: dict[str, pa.Table] | None = None
 
     def reject(self, count: int, message: str) -> None:
-        """Count ``count`` rejected points; the first few messages are kept for the reply."""
+        """Count ``count`` malformed points; the first few messages are kept for the reply."""
         self.rejected += count
         self.problems += 1
         if len(self.errors) < _MAX_MESSAGES:
             self.errors.append(message)
+
+    def refuse(self, reason: str, points: int, message: str) -> None:
+        """Take ``points`` accepted points out of the batch's count (the caller has removed
+        them from its tables) and report them: one ``message`` per check, always sent."""
+        self.accepted -= points
+        self.rejected += points
+        self.refusals.append(Refusal(reason, points, message))
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Rejected points per reason: ``INVALID`` and each refusal's own."""
+        counts: dict[str, int] = {}
+        refused = 0
+        for r in self.refusals:
+            counts[r.reason] = counts.get(r.reason, 0) + r.points
+            refused += r.points
+        if self.rejected > refused:
+            counts[INVALID] = self.rejected - refused
+        return counts
 
     def kind_columns(self, kind: str) -> dict[str, list[Any]]:
         cols = self.columns.get(kind)
@@ -124,7 +158,7 @@ class DecodedBatch:
     def error_message(self) -> str:
         more = self.problems - len(self.errors)
         extra = f"; and {more} more problems like these" if more > 0 else ""
-        return "; ".join(self.errors) + extra
+        return "; ".join([r.message for r in self.refusals] + self.errors) + extra
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from .errors import ExportError
-from .ingest import Ingest
+from .ingest import Ingest, sender_of
 
 log = logging.getLogger("otel_hms.receiver")
 
@@ -41,8 +41,11 @@ class _MetricsService:
             metadata = dict(context.invocation_metadata())
             auth = metadata.get("authorization")
             self.ingest.check_auth(auth if isinstance(auth, str) else None)
-            return self.ingest.export_bytes(body, "otlp/grpc",
-                                            self.max_request_bytes).SerializeToString()
+            agent = metadata.get("user-agent")
+            return self.ingest.export_bytes(
+                body, "otlp/grpc", self.max_request_bytes,
+                sender_of(context.peer(), agent if isinstance(agent, str) else None),
+            ).SerializeToString()
         except ExportError as exc:
             context.abort(exc.grpc_code, str(exc))
             raise  # unreachable: abort raises

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import ExportError, Overloaded, TooLarge, Unauthenticated, Unsupported
-from .ingest import Ingest
+from .ingest import Ingest, sender_of
 from .payload import decompress, parse_json
 
 PROTOBUF = "application/x-protobuf"
@@ -76,7 +76,9 @@ def otlp_http_app(ingest: Ingest, max_request_bytes: int) -> Starlette:
             message = await asyncio.to_thread(
                 _parse, body, request.headers.get("content-encoding", ""), media,
                 max_request_bytes)
-            response = await ingest.export_async(message, "otlp/http")
+            peer = f"{request.client.host}:{request.client.port}" if request.client else None
+            response = await ingest.export_async(
+                message, "otlp/http", sender_of(peer, request.headers.get("user-agent")))
         except ExportError as exc:
             headers = None
             if isinstance(exc, Overloaded):

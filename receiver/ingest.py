@@ -1,18 +1,22 @@
 """The export path both protocols share: authenticate, decode, queue, wait for the commit.
 
-The response is sent only after the store has committed the points; rejected points are
-reported in ``partial_success`` and the rest are stored.
+The response is sent only after the store has committed the points; rejected points
+(malformed, or refused by a check such as the raw retention's) are reported in
+``partial_success``, logged at WARNING with the sender, and counted per reason for
+/api/v1/status (``Rejections``); the rest are stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hmac
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -43,6 +47,29 @@ class DecodeWorkers(Protocol):
                ) -> tuple[DecodedBatch, Callable[[Future[int]], None] | None]: ...
 
 
+class Rejections:
+    """Points rejected in ``partial_success`` since start, per reason, and the last
+    rejection of each reason (when, from whom, what the sender was told)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._points: dict[str, int] = {}
+        self._last: dict[str, dict[str, str]] = {}
+
+    def count(self, batch: DecodedBatch, sender: str) -> None:
+        now = dt.datetime.now(dt.UTC).isoformat()
+        with self._lock:
+            for reason, points in batch.rejected_by_reason().items():
+                self._points[reason] = self._points.get(reason, 0) + points
+                self._last[reason] = {"time": now, "sender": sender,
+                                      "message": batch.error_message}
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return {"rejected_points": dict(self._points),
+                    "last_rejected": {k: dict(v) for k, v in self._last.items()}}
+
+
 class Ingest:
     """Decode requests and hand them to the store's writer."""
 
@@ -55,6 +82,7 @@ class Ingest:
         self.token = token
         self.busy_errors = busy_errors
         self.commit_timeout = commit_timeout
+        self.rejections = Rejections()
 
     def check_auth(self, authorization: str | None) -> None:
         if self.token is None:
@@ -84,9 +112,6 @@ class Ingest:
                 if inflate_limit is not None:
                     request = grpc_message(request, inflate_limit)
                 batch = self.decoder.decode_bytes(request)
-        if batch.rejected:
-            log.warning("%s: rejected %d data points: %s", endpoint, batch.rejected,
-                        batch.error_message)
         if not batch.accepted and not batch.series:
             return batch, None
         try:
@@ -97,21 +122,25 @@ class Ingest:
             future.add_done_callback(on_commit)
         return batch, future
 
-    def export_bytes(self, body: bytes, endpoint: str, inflate_limit: int | None = None
-                     ) -> ExportMetricsServiceResponse:
+    def export_bytes(self, body: bytes, endpoint: str, inflate_limit: int | None = None,
+                     sender: str = "") -> ExportMetricsServiceResponse:
         """``export`` of a serialized request (raises ``InvalidRequest`` if it is not one);
         ``inflate_limit`` as for ``start``."""
-        return self.export(body, endpoint, inflate_limit)
+        return self.export(body, endpoint, inflate_limit, sender)
 
     def export(self, request: ExportMetricsServiceRequest | bytes, endpoint: str,
-               inflate_limit: int | None = None) -> ExportMetricsServiceResponse:
+               inflate_limit: int | None = None, sender: str = ""
+               ) -> ExportMetricsServiceResponse:
+        """Store a request's points; returns the reply once they are committed.
+
+        ``sender`` (peer address, user agent) names who sent it in the log and status."""
         batch, future = self.start(request, endpoint, inflate_limit)
         if future is not None:
             self._wait(future)
-        return response_for(batch)
+        return self._reply(batch, endpoint, sender)
 
-    async def export_async(self, request: ExportMetricsServiceRequest | bytes, endpoint: str
-                           ) -> ExportMetricsServiceResponse:
+    async def export_async(self, request: ExportMetricsServiceRequest | bytes, endpoint: str,
+                           sender: str = "") -> ExportMetricsServiceResponse:
         batch, future = await asyncio.to_thread(self.start, request, endpoint)
         if future is not None:
             try:
@@ -122,6 +151,16 @@ class Ingest:
                 raise
             except Exception as exc:
                 raise Overloaded(f"store could not commit the batch ({exc}); retry") from None
+        return self._reply(batch, endpoint, sender)
+
+    def _reply(self, batch: DecodedBatch, endpoint: str, sender: str
+               ) -> ExportMetricsServiceResponse:
+        """The response, once the rest is stored; rejections are logged and counted here,
+        once per request answered (a request that fails is retried and counted then)."""
+        if batch.rejected:
+            log.warning("%s from %s: rejected %d data points: %s", endpoint,
+                        sender or "unknown sender", batch.rejected, batch.error_message)
+            self.rejections.count(batch, sender)
         return response_for(batch)
 
     def _wait(self, future: Future[int]) -> None:
@@ -133,6 +172,18 @@ class Ingest:
             raise
         except Exception as exc:
             raise Overloaded(f"store could not commit the batch ({exc}); retry") from None
+
+
+def sender_of(peer: str | None, user_agent: str | None) -> str:
+    """Who sent a request, as the log and /api/v1/status name it:
+    ``127.0.0.1:50312 (OTel-OTLP-Exporter-Python/1.45.2)``.
+
+    gRPC names peers ``ipv4:HOST:PORT`` or ``ipv6:[HOST]:PORT``; the scheme is dropped."""
+    address = peer or "unknown address"
+    scheme, sep, rest = address.partition(":")
+    if sep and scheme in ("ipv4", "ipv6", "unix"):
+        address = rest
+    return f"{address} ({user_agent})" if user_agent else address
 
 
 def response_for(batch: DecodedBatch) -> ExportMetricsServiceResponse:

@@ -27,6 +27,7 @@ from otel_hms.receiver.decode import DecodedBatch
 
 from . import sum_chain
 from .arrow_batches import points_table, series_table
+from .old_points import OldPointCheck
 from .schema import POINT_TABLES
 
 log = logging.getLogger("otel_hms.writer")
@@ -81,8 +82,10 @@ class Writer:
     """Owns ``con`` from its own thread; other threads only call ``submit`` and ``close``."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, known: set[int],
-                 max_pending_points: int = 2_000_000) -> None:
+                 max_pending_points: int = 2_000_000,
+                 old_points: OldPointCheck | None = None) -> None:
         self._con = con
+        self.old_points = old_points
         self.known = known
         self._tails = sum_chain.Tails.load(con)
         self.max_pending_points = max_pending_points
@@ -103,7 +106,11 @@ class Writer:
         return self._pending_points
 
     def submit(self, batch: DecodedBatch) -> Future[int]:
-        """Queue a batch; the future resolves to its point count once committed."""
+        """Queue a batch; the future resolves to its point count once committed.
+
+        Points the store would not keep (``old_points``) are taken out here and reported
+        on ``batch`` (``DecodedBatch.refuse``), for the reply.
+        """
         tables = batch.prepared
         if tables is None:
             tables = {}
@@ -112,6 +119,8 @@ class Writer:
                                      batch.tables.get(kind, ()))
                 if table is not None:
                     tables[kind] = table
+        if self.old_points is not None:
+            tables = self.old_points.apply(batch, tables)
         pending = _Pending(tables, None, batch.accepted)
         with self._cond:
             if self._closing:

@@ -192,21 +192,28 @@ def test_openapi_document(server: ServerProcess) -> None:
 
 
 def test_long_ranges_come_from_rollups(tmp_path: Path) -> None:
-    s = ServerProcess(tmp_path / "r.duckdb", ["--rollup-interval-seconds", "0.2",
-                                              "--rollup-delay", "0", "--retention-raw", "2d",
-                                              "--retention-1m", "forever"],
-                      {}, tmp_path / "serve.log")
+    # The points are older than 2 days, which a store keeping raw points 2 days refuses: they
+    # go into one that keeps them forever, which is then served with the shorter retention.
+    args = ["--rollup-interval-seconds", "0.2", "--rollup-delay", "0", "--retention-1m",
+            "forever"]
+    first = ServerProcess(tmp_path / "r.duckdb", args, {}, tmp_path / "serve-0.log")
     try:
-        s.wait_ready()
+        first.wait_ready()
         day = 86400
-        s.export(request(gauge_metric("load", [
+        first.export(request(gauge_metric("load", [
             number_point({"host": h}, t, float((t // 600) % 6) + (h == "b"))
             for h in ("a", "b") for t in range(0, 8 * day, 600)])))
-        s.export(request(sum_metric("served", [
+        first.export(request(sum_metric("served", [
             number_point({"host": "a"}, t, t // 60, start=-60)
             for t in range(0, 8 * day, 600)])))
-        wait_until(lambda: get(s, "/api/v1/status")[1]["rollups"]["watermarks"]["1h"],
+        wait_until(lambda: get(first, "/api/v1/status")[1]["rollups"]["watermarks"]["1h"],
                    message="hourly roll-ups")
+    finally:
+        assert first.stop() == 0
+    s = ServerProcess(tmp_path / "r.duckdb", [*args, "--retention-raw", "2d"], {},
+                      tmp_path / "serve-1.log")
+    try:
+        s.wait_ready()
         # Raw points older than 2 days are gone once rolled up; the roll-ups still answer.
         wait_until(lambda: s.scalar("SELECT count(*) FROM points_gauge") == 0,
                    message="raw retention")
