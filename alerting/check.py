@@ -15,7 +15,7 @@ import jinja2
 
 from .evaluator import QueryFailed, alert_labels
 from .query import ACTIVE_COLUMN, rule_sql, value_column
-from .rules import Rule, RuleSet, load_rules
+from .rules import Rule, RuleSet, collect_rules
 from .series import memory_store
 from .state import install as install_state
 from .templates import render_strict
@@ -62,12 +62,13 @@ def check_rule(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[str]:
 
 
 def check_files(paths: Sequence[str]) -> tuple[RuleSet, list[str]]:
-    """Load ``paths`` (raising ``RuleFileError`` on the first syntax problem), then bind."""
-    rules = load_rules(paths)
+    """Every problem of every file: those of the files themselves, then those of binding
+    each sound rule (a rule with a syntax problem is not bound)."""
+    rules, problems = collect_rules(paths)
     con = memory_store([], 1.0)
     install_state(con)
     try:
-        problems = [p for r in rules.rules() for p in check_rule(con, r)]
+        problems += [p for r in rules.rules() for p in check_rule(con, r)]
     finally:
         con.close()
     return rules, problems

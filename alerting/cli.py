@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
@@ -43,7 +44,7 @@ def _check(files: list[str]) -> int:
 
     rules, problems = check_files(files)
     for p in problems:
-        print(f"Error: {p}")
+        print(f"Error: {p}", file=sys.stderr)
     if problems:
         return 1
     print(f"OK: {len(rules.files)} file(s), {len(rules.groups)} group(s), "

@@ -1,10 +1,12 @@
 """Rules files: parsing and validation into frozen value types.
 
 A rules file holds ``groups:`` of alert rules and, optionally, ``notifiers:``, ``routes:`` and
-``slos:``; several files are merged.  Every problem is a ``RuleFileError`` whose one line names
-the file, the group, the rule and the field, e.g.
-``rules.yaml: groups[0] (permits).rules[1] (HighLatency).for: must be a duration like 30s or 5m
-(got 'soon')``.  Files are all validated before any is applied, so a bad reload changes nothing.
+``slos:``; several files are merged.  Every problem of every file is found in one pass and
+named by one line in one style: the file, then the group, rule, notifier or SLO by name (by
+index where it has no usable name), then the field, e.g. ``rules.yaml: group permits rule
+HighLatency.for: must be a duration like 30s, 5m or 1h (got 'soon')``.  ``RuleFileError``
+carries them all; files are all validated before any is applied, so a bad reload changes
+nothing.
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ from typing import Any
 import duckdb
 
 from ..yaml_file import YamlFileError, read_yaml
-from .durations import parse_duration
 from .errors import RuleFileError
+from .fields import NAME, Fields, located
 from .templates import compile_error
 
 ON_NO_DATA = ("ok", "alerting", "keep_last", "nodata")
 ON_ERROR = ("keep_last", "alerting", "error")
 DEFAULT_INTERVAL = 60.0
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -101,7 +102,7 @@ class RuleSet:
         return list(dict.fromkeys(names))
 
 
-def _expand_env(value: Any, where: str) -> Any:
+def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
     """``${VAR}`` and ``${VAR:-default}`` in strings (secrets stay out of rules files)."""
     if isinstance(value, str):
         def sub(m: re.Match[str]) -> str:
@@ -109,82 +110,15 @@ def _expand_env(value: Any, where: str) -> Any:
                 return os.environ[m.group(1)]
             if m.group(2) is not None:
                 return m.group(2)
-            raise RuleFileError(f"{where}: environment variable {m.group(1)} is not set; set it "
-                                f"or write ${{{m.group(1)}:-default}}")
+            problems.append(f"{where}: environment variable {m.group(1)} is not set; set it "
+                            f"or write ${{{m.group(1)}:-default}}")
+            return ""
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: _expand_env(v, f"{where}.{k}", problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     return value
-
-
-class _Fields:
-    """Typed access to one YAML mapping that reports errors with its location."""
-
-    def __init__(self, raw: Any, where: str, allowed: Sequence[str]) -> None:
-        if not isinstance(raw, dict):
-            raise RuleFileError(f"{where}: must be a mapping (got {type(raw).__name__})")
-        unknown = [k for k in raw if k not in allowed]
-        if unknown:
-            raise RuleFileError(f"{where}: unknown field {unknown[0]!r}; known fields: "
-                                + ", ".join(allowed))
-        self.raw, self.where = raw, where
-
-    def fail(self, key: str, message: str) -> RuleFileError:
-        return RuleFileError(f"{self.where}.{key}: {message}")
-
-    def string(self, key: str, default: str | None = None, required: bool = False) -> str | None:
-        value = self.raw.get(key, default)
-        if value is None:
-            if required:
-                raise self.fail(key, "is required")
-            return None
-        if not isinstance(value, str) or (required and not value.strip()):
-            raise self.fail(key, f"must be a non-empty string (got {value!r})")
-        return value
-
-    def name(self, key: str) -> str:
-        value = self.string(key, required=True)
-        assert value is not None
-        if not _NAME.match(value):
-            raise self.fail(key, f"must be a name of letters, digits, _ . : - (got {value!r})")
-        return value
-
-    def duration(self, key: str, default: float) -> float:
-        value = self.raw.get(key)
-        if value is None:
-            return default
-        try:
-            return parse_duration(value)
-        except ValueError:
-            raise self.fail(key, f"must be a duration like 30s, 5m or 1h (got {value!r})") \
-                from None
-
-    def labels(self, key: str) -> dict[str, str]:
-        value = self.raw.get(key) or {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be a mapping of names to strings (got {value!r})")
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str) or not k or isinstance(v, dict | list) or v is None:
-                raise self.fail(key, f"must map names to strings (got {k!r}: {v!r})")
-            out[k] = str(v).lower() if isinstance(v, bool) else str(v)
-        return out
-
-    def names(self, key: str) -> tuple[str, ...]:
-        value = self.raw.get(key) or []
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, f"must be a list of notifier names (got {value!r})")
-        return tuple(value)
-
-    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
-        value = self.raw.get(key, default)
-        if value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)} (got {value!r})")
-        return str(value)
 
 
 def check_select(sql: str) -> str | None:
@@ -201,158 +135,214 @@ def check_select(sql: str) -> str | None:
 
 
 def _parse_rule(raw: Any, where: str, group: str, interval: float,
-                group_labels: dict[str, str], source: str) -> Rule:
-    name = raw.get("alert") if isinstance(raw, dict) else None
-    if isinstance(name, str):
-        where = f"{where} ({name})"
-    f = _Fields(raw, where, ("alert", "sql", "condition", "for", "keep_firing_for", "labels",
-                             "annotations", "notify", "on_no_data", "on_error"))
+                group_labels: dict[str, str], source: str, problems: list[str]) -> Rule | None:
+    """The rule at ``where``, or None when it has problems (each noted in ``problems``)."""
+    before = len(problems)
+    f = Fields(raw, where, ("alert", "sql", "condition", "for", "keep_firing_for", "labels",
+                            "annotations", "notify", "on_no_data", "on_error"), problems)
     alert = f.name("alert")
     sql = f.string("sql", required=True)
-    assert sql is not None
-    problem = check_select(sql)
+    problem = check_select(sql) if sql is not None else None
     if problem:
-        raise f.fail("sql", problem)
+        f.fail("sql", problem)
     condition = f.string("condition")
-    if condition is not None:
-        problem = check_select(f"SELECT {condition}")
-        if problem:
-            raise f.fail("condition", f"must be one SQL boolean expression like value > 2 "
-                                      f"({problem})")
+    problem = check_select(f"SELECT {condition}") if condition is not None else None
+    if problem:
+        f.fail("condition", f"must be one SQL boolean expression like value > 2 ({problem})")
     annotations = f.labels("annotations")
     for key, text in annotations.items():
         problem = compile_error(text)
         if problem:
-            raise f.fail(f"annotations.{key}", problem)
-    return Rule(
-        alert=alert, group=group, sql=sql, condition=condition,
+            f.fail(f"annotations.{key}", problem)
+    rule = Rule(
+        alert=alert, group=group, sql=sql or "", condition=condition,
         for_seconds=f.duration("for", 0.0), keep_firing_for=f.duration("keep_firing_for", 0.0),
         interval=interval, labels={**group_labels, **f.labels("labels")},
         annotations=annotations, notify=f.names("notify"),
         on_no_data=f.choice("on_no_data", ON_NO_DATA, "ok"),
         on_error=f.choice("on_error", ON_ERROR, "keep_last"), source=source)
+    return rule if len(problems) == before else None
 
 
-def _parse_group(raw: Any, where: str, source: str) -> Group:
-    name = raw.get("name") if isinstance(raw, dict) else None
-    if isinstance(name, str):
-        where = f"{where} ({name})"
-    f = _Fields(raw, where, ("name", "interval", "labels", "rules"))
+def _parse_group(raw: Any, index: int, source: str, problems: list[str]) -> Group | None:
+    """The group and its sound rules; None when it has no usable name."""
+    where = f"{source}: " + located("group", raw, "name", f"groups[{index}]")
+    f = Fields(raw, where, ("name", "interval", "labels", "rules"), problems)
     group = f.name("name")
     interval = f.duration("interval", DEFAULT_INTERVAL)
     if interval <= 0:
-        raise f.fail("interval", f"must be > 0 (got {raw.get('interval')!r})")
-    rules_raw = raw.get("rules")
+        f.fail("interval", f"must be > 0 (got {f.raw.get('interval')!r})")
+        interval = DEFAULT_INTERVAL
+    rules_raw = f.raw.get("rules")
     if not isinstance(rules_raw, list) or not rules_raw:
-        raise f.fail("rules", "must be a non-empty list of rules")
+        if f.whole:
+            f.fail("rules", "must be a non-empty list of rules")
+        rules_raw = []
     labels = f.labels("labels")
-    rules = tuple(_parse_rule(r, f"{where}.rules[{i}]", group, interval, labels, source)
-                  for i, r in enumerate(rules_raw))
-    seen: set[str] = set()
-    for i, rule in enumerate(rules):
-        if rule.alert in seen:
-            raise RuleFileError(f"{where}.rules[{i}] ({rule.alert}).alert: duplicate alert name "
-                                "in this group; give each rule its own name")
-        seen.add(rule.alert)
-    return Group(group, interval, rules, source)
+    rules: list[Rule] = []
+    first: dict[str, int] = {}
+    for i, r in enumerate(rules_raw):
+        at = f"{where} " + located("rule", r, "alert", f"rules[{i}]")
+        rule = _parse_rule(r, at, group, interval, labels, source, problems)
+        name = r.get("alert") if isinstance(r, dict) else None
+        if isinstance(name, str) and name in first:
+            problems.append(f"{at}.alert: duplicate alert name in this group (rules[{first[name]}] "
+                            f"and rules[{i}]); give each rule its own name")
+        elif rule is not None:
+            rules.append(rule)
+        if isinstance(name, str):
+            first.setdefault(name, i)
+    return Group(group, interval, tuple(rules), source) if group else None
 
 
-def _parse_notifiers(raw: Any, where: str, source: str) -> list[NotifierConfig]:
-    from .notifiers import validate_options
+def _parse_notifiers(raw: Any, source: str, problems: list[str]) -> list[NotifierConfig]:
+    from .notifiers import option_problems
 
     if not isinstance(raw, dict):
-        raise RuleFileError(f"{where}: must be a mapping of notifier names to settings")
+        problems.append(f"{source}: notifiers: must be a mapping of notifier names to settings")
+        return []
     out = []
     for name, body in raw.items():
-        at = f"{where}.{name}"
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise RuleFileError(f"{at}: notifier names are letters, digits, _ . : -")
+        at = f"{source}: notifier {name}"
+        if not isinstance(name, str) or not NAME.match(name):
+            problems.append(f"{source}: notifiers: {name!r}: notifier names are letters, "
+                            "digits, _ . : -")
+            continue
+        # A notifier with problems is still listed (never built: its problems stop the
+        # load), so the rules naming it are not also told that it is unknown.
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-            raise RuleFileError(f"{at}.type: is required (webhook, alertmanager, email, slack "
-                                "or command)")
+            problems.append(f"{at}.type: is required (webhook, alertmanager, email, slack "
+                            "or command)")
+            out.append(NotifierConfig(name, "", {}, source))
+            continue
         options = {k: v for k, v in body.items() if k != "type"}
-        validate_options(body["type"], options, at)
+        problems.extend(option_problems(body["type"], options, at))
         out.append(NotifierConfig(name, body["type"], options, source))
     return out
 
 
-def _parse_routes(raw: Any, where: str) -> list[RouteConfig]:
+def _parse_routes(raw: Any, source: str, problems: list[str]) -> list[RouteConfig]:
     if not isinstance(raw, list):
-        raise RuleFileError(f"{where}: must be a list of {{match: {{...}}, notify: [...]}}")
+        problems.append(f"{source}: routes: must be a list of {{match: {{...}}, notify: [...]}}")
+        return []
     out = []
     for i, r in enumerate(raw):
-        f = _Fields(r, f"{where}[{i}]", ("match", "notify"))
+        before = len(problems)
+        f = Fields(r, f"{source}: routes[{i}]", ("match", "notify"), problems)
         notify = f.names("notify")
-        if not notify:
-            raise f.fail("notify", "must list at least one notifier")
-        out.append(RouteConfig(f.labels("match"), notify))
+        if not notify and f.whole:
+            f.fail("notify", "must list at least one notifier")
+        route = RouteConfig(f.labels("match"), notify)
+        if len(problems) == before:
+            out.append(route)
     return out
+
+
+def _document(doc: Any, source: str, problems: list[str]) -> RuleSet:
+    """What is sound in one rules file's YAML document; its problems go to ``problems``."""
+    if doc is None:
+        return RuleSet(files=(source,))
+    f = Fields(doc, source, ("groups", "notifiers", "routes", "slos"), problems)
+    doc = _expand_env(f.raw, source, problems)
+    groups_raw = doc.get("groups") or []
+    if not isinstance(groups_raw, list):
+        problems.append(f"{source}: groups: must be a list of groups")
+        groups_raw = []
+    parsed = [_parse_group(g, i, source, problems) for i, g in enumerate(groups_raw)]
+    groups = [g for g in parsed if g is not None]
+    slos: list[Any] = []
+    if doc.get("slos"):
+        from .slo import collect_slos
+
+        slos, slo_groups = collect_slos(doc["slos"], source, problems)
+        groups.extend(slo_groups)
+    notifiers = _parse_notifiers(doc.get("notifiers") or {}, source, problems)
+    return RuleSet(tuple(groups), {n.name: n for n in notifiers},
+                   tuple(_parse_routes(doc.get("routes") or [], source, problems)),
+                   tuple(slos), (source,))
+
+
+def _raise_any(problems: list[str]) -> None:
+    if problems:
+        raise RuleFileError(*problems)
 
 
 def parse_document(doc: Any, source: str) -> RuleSet:
     """One rules file's YAML document, validated (notifier names are checked in ``merge``)."""
-    if doc is None:
-        return RuleSet(files=(source,))
-    f = _Fields(doc, source, ("groups", "notifiers", "routes", "slos"))
-    doc = _expand_env(doc, source)
-    groups_raw = doc.get("groups") or []
-    if not isinstance(groups_raw, list):
-        raise f.fail("groups", "must be a list of groups")
-    groups = [_parse_group(g, f"{source}: groups[{i}]", source) for i, g in enumerate(groups_raw)]
-    slos: list[Any] = []
-    if doc.get("slos"):
-        from .slo import parse_slos
-
-        slos, slo_groups = parse_slos(doc["slos"], f"{source}: slos", source)
-        groups.extend(slo_groups)
-    notifiers = _parse_notifiers(doc.get("notifiers") or {}, f"{source}: notifiers", source)
-    return RuleSet(tuple(groups), {n.name: n for n in notifiers},
-                   tuple(_parse_routes(doc.get("routes") or [], f"{source}: routes")),
-                   tuple(slos), (source,))
+    problems: list[str] = []
+    rules = _document(doc, source, problems)
+    _raise_any(problems)
+    return rules
 
 
-def load_file(path: str) -> RuleSet:
+def _file(path: str, problems: list[str]) -> RuleSet:
     try:
         doc = read_yaml(path, "rules file")
     except YamlFileError as exc:
-        raise RuleFileError(f"{path}: {exc}") from None
-    return parse_document(doc, path)
+        problems.append(f"{path}: {exc}")
+        return RuleSet(files=(path,))
+    return _document(doc, path, problems)
 
 
-def merge(sets: Sequence[RuleSet]) -> RuleSet:
-    """Several files as one; group names, notifier names and references must agree."""
-    groups: list[Group] = []
+def load_file(path: str) -> RuleSet:
+    problems: list[str] = []
+    rules = _file(path, problems)
+    _raise_any(problems)
+    return rules
+
+
+def _merge(sets: Sequence[RuleSet], problems: list[str]) -> RuleSet:
+    """Several files as one, without what clashes: group and notifier names are unique and
+    every notifier a rule or route names is defined."""
+    groups: dict[str, Group] = {}
     notifiers: dict[str, NotifierConfig] = {}
     for s in sets:
         for g in s.groups:
-            other = next((o for o in groups if o.name == g.name), None)
-            if other is not None:
-                raise RuleFileError(f"{g.source}: group {g.name!r} is also defined in "
-                                    f"{other.source}; group names must be unique")
-            groups.append(g)
+            if g.name in groups:
+                problems.append(f"{g.source}: group {g.name}: also defined in "
+                                f"{groups[g.name].source}; group names must be unique")
+                continue
+            groups[g.name] = g
         for name, n in s.notifiers.items():
             if name in notifiers:
-                raise RuleFileError(f"{n.source}: notifier {name!r} is also defined in "
-                                    f"{notifiers[name].source}; notifier names must be unique")
+                problems.append(f"{n.source}: notifier {name}: also defined in "
+                                f"{notifiers[name].source}; notifier names must be unique")
+                continue
             notifiers[name] = n
-    merged = RuleSet(tuple(groups), notifiers, tuple(r for s in sets for r in s.routes),
-                     tuple(x for s in sets for x in s.slos),
-                     tuple(f for s in sets for f in s.files))
-    for g in merged.groups:
-        for i, rule in enumerate(g.rules):
+    for g in groups.values():
+        for rule in g.rules:
             for name in rule.notify:
                 if name not in notifiers:
-                    raise RuleFileError(
-                        f"{rule.source}: group {g.name} rule {rule.alert} (rules[{i}]).notify: "
-                        f"unknown notifier {name!r}; define it under notifiers:")
-    for route in merged.routes:
-        for name in route.notify:
-            if name not in notifiers:
-                raise RuleFileError(f"routes: unknown notifier {name!r}; define it under "
-                                    "notifiers:")
-    return merged
+                    problems.append(f"{rule.source}: group {g.name} rule {rule.alert}.notify: "
+                                    f"unknown notifier {name!r}; define it under notifiers:")
+    for s in sets:
+        for i, route in enumerate(s.routes):
+            for name in route.notify:
+                if name not in notifiers:
+                    problems.append(f"{', '.join(s.files) or 'routes'}: routes[{i}].notify: "
+                                    f"unknown notifier {name!r}; define it under notifiers:")
+    return RuleSet(tuple(groups.values()), notifiers, tuple(r for s in sets for r in s.routes),
+                   tuple(x for s in sets for x in s.slos),
+                   tuple(f for s in sets for f in s.files))
+
+
+def merge(sets: Sequence[RuleSet]) -> RuleSet:
+    """Several files as one; raises ``RuleFileError`` with every clash."""
+    problems: list[str] = []
+    rules = _merge(sets, problems)
+    _raise_any(problems)
+    return rules
+
+
+def collect_rules(paths: Sequence[str]) -> tuple[RuleSet, list[str]]:
+    """Every file parsed and cross-checked: what is sound, and every problem found."""
+    problems: list[str] = []
+    rules = _merge([_file(p, problems) for p in paths], problems)
+    return rules, problems
 
 
 def load_rules(paths: Sequence[str]) -> RuleSet:
     """Every file parsed and cross-checked; raises before anything is applied."""
-    return merge([load_file(p) for p in paths])
+    rules, problems = collect_rules(paths)
+    _raise_any(problems)
+    return rules

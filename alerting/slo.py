@@ -20,6 +20,7 @@ import duckdb
 
 from .durations import format_duration
 from .errors import RuleFileError
+from .fields import Fields, located
 from .rules import Group, Rule, check_select
 
 # (alert suffix, severity, long window, short window, burn-rate factor)
@@ -139,46 +140,73 @@ def histogram_sli(raw: Any, where: str) -> tuple[str, str]:
     return good, per_series("Count")
 
 
-def parse_slos(raw: Any, where: str, source: str) -> tuple[list[Slo], list[Group]]:
-    if not isinstance(raw, list):
-        raise RuleFileError(f"{where}: must be a list of SLOs")
-    from .rules import _Fields
+def _parse_slo(item: Any, at: str, source: str, problems: list[str]) -> Slo | None:
+    """The SLO at ``at``, or None when it has problems (each noted in ``problems``)."""
+    before = len(problems)
+    f = Fields(item, at, ("name", "objective", "period", "interval", "sli", "labels", "notify"),
+               problems)
+    slo_name = f.name("name")
+    objective = Decimal("0.99")
+    if "objective" not in f.raw:
+        if f.whole:
+            f.fail("objective", "is required, like 99.9%")
+    else:
+        objective = _located(_objective, f.raw["objective"], at, problems) or objective
+    sli = f.raw.get("sli")
+    good: Any = None
+    total: Any = None
+    if not isinstance(sli, dict):
+        if f.whole:
+            f.fail("sli", "needs good: and total: SELECTs, or histogram: {metric, le}")
+    elif "histogram" in sli:
+        good, total = _located(histogram_sli, sli["histogram"], f"{at}.sli", problems) \
+            or (None, None)
+    else:
+        good, total = sli.get("good"), sli.get("total")
+        for key, sql in (("good", good), ("total", total)):
+            problem = ("must be a SELECT returning one number" if not isinstance(sql, str)
+                       else check_select(sql) or (
+                           None if "window_start" in sql else
+                           "must filter on window_start, like TimeUnix > window_start"))
+            if problem:
+                f.fail(f"sli.{key}", problem)
+    interval = f.duration("interval", 60.0)
+    period = f.duration("period", 30 * 86400.0)
+    if interval <= 0 or period <= 0:
+        f.fail("interval", "interval and period must be > 0")
+    labels, notify = f.labels("labels"), f.names("notify")
+    if len(problems) > before:
+        return None
+    return Slo(slo_name, objective, period, good, total, interval, labels, notify, source)
 
-    slos = []
-    for i, item in enumerate(raw):
-        name = item.get("name") if isinstance(item, dict) else None
-        at = f"{where}[{i}]" + (f" ({name})" if isinstance(name, str) else "")
-        f = _Fields(item, at, ("name", "objective", "period", "interval", "sli", "labels",
-                               "notify"))
-        slo_name = f.name("name")
-        if "objective" not in item:
-            raise f.fail("objective", "is required, like 99.9%")
-        sli = item.get("sli")
-        if not isinstance(sli, dict):
-            raise f.fail("sli", "needs good: and total: SELECTs, or histogram: {metric, le}")
-        good: Any
-        total: Any
-        if "histogram" in sli:
-            good, total = histogram_sli(sli["histogram"], f"{at}.sli")
-        else:
-            good, total = sli.get("good"), sli.get("total")
-            for key, sql in (("good", good), ("total", total)):
-                if not isinstance(sql, str):
-                    raise f.fail(f"sli.{key}", "must be a SELECT returning one number")
-                problem = check_select(sql)
-                if problem:
-                    raise f.fail(f"sli.{key}", problem)
-                if "window_start" not in sql:
-                    raise f.fail(f"sli.{key}", "must filter on window_start, like "
-                                               "TimeUnix > window_start")
-        assert isinstance(good, str) and isinstance(total, str)
-        interval = f.duration("interval", 60.0)
-        period = f.duration("period", 30 * 86400.0)
-        if interval <= 0 or period <= 0:
-            raise f.fail("interval", "interval and period must be > 0")
-        slos.append(Slo(slo_name, _objective(item["objective"], at), period, good, total,
-                        interval, f.labels("labels"), f.names("notify"), source))
+
+def _located(parse: Any, raw: Any, where: str, problems: list[str]) -> Any:
+    """``parse(raw, where)``, or None with its ``RuleFileError`` noted in ``problems``."""
+    try:
+        return parse(raw, where)
+    except RuleFileError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def collect_slos(raw: Any, source: str, problems: list[str]) -> tuple[list[Slo], list[Group]]:
+    """The sound SLOs of a ``slos:`` list and their rule groups; problems go to ``problems``."""
+    if not isinstance(raw, list):
+        problems.append(f"{source}: slos: must be a list of SLOs")
+        return [], []
+    parsed = [_parse_slo(item, f"{source}: " + located("slo", item, "name", f"slos[{i}]"),
+                         source, problems) for i, item in enumerate(raw)]
+    slos = [s for s in parsed if s is not None]
     return slos, [slo_group(s) for s in slos]
+
+
+def parse_slos(raw: Any, source: str) -> tuple[list[Slo], list[Group]]:
+    """``collect_slos``, raising ``RuleFileError`` with every problem found."""
+    problems: list[str] = []
+    found = collect_slos(raw, source, problems)
+    if problems:
+        raise RuleFileError(*problems)
+    return found
 
 
 def slo_status(slo: Slo, con: duckdb.DuckDBPyConnection, timeout: float,

@@ -60,7 +60,7 @@ def api_rule_set(definitions: list[dict[str, Any]]) -> RuleSet:
     a client, and must not read the server's environment."""
     if not definitions:
         return RuleSet()
-    slos, groups = parse_slos(definitions, SOURCE, SOURCE)
+    slos, groups = parse_slos(definitions, SOURCE)
     return RuleSet(tuple(groups), {}, (), tuple(slos), ())
 
 
@@ -68,5 +68,5 @@ def validate_posted(definition: Any) -> str:
     """The posted SLO's name, or ``RuleFileError`` saying what is wrong with it."""
     if not isinstance(definition, dict):
         raise RuleFileError(f"{SOURCE}: the body must be one SLO as a JSON object")
-    parse_slos([definition], SOURCE, SOURCE)
+    parse_slos([definition], SOURCE)
     return str(definition["name"])

@@ -1,4 +1,4 @@
-"""The ``otel-hms`` command.  Errors print ``Error: …`` on one line and exit 1."""
+"""The ``otel-hms`` command.  Errors print ``Error: …`` (one line per problem) and exit 1."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = user_message(exc)
         if message is None:
             raise
-        print(f"Error: {message}", file=sys.stderr)
+        for line in message.splitlines() or [""]:  # several problems: one line each
+            print(f"Error: {line}", file=sys.stderr)
         return 1
 
 

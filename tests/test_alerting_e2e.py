@@ -318,7 +318,7 @@ def test_reload_on_post_and_sighup_applies_only_valid_files(start_server: StartS
     rules.write_text(rules.read_text().replace("for: 0s", "for: soon"))
     status, body = api_post(server, "/api/v1/rules/reload")
     assert status == 400
-    assert body["error"] == (f"{rules}: groups[0] (permits).rules[0] (SlowPermits).for: must be "
+    assert body["error"] == (f"{rules}: group permits rule SlowPermits.for: must be "
                              "a duration like 30s, 5m or 1h (got 'soon')")
     assert _names(server) == ["SlowPermits"]
 
@@ -336,7 +336,7 @@ def test_bad_rules_file_stops_serve_with_one_line(start_server: StartServer,
     server = start_server("--rules", str(rules), wait=False)
     assert server.proc.wait(30) == 1
     assert server.log.read_text().strip().splitlines()[-1] == (
-        f"Error: {rules}: group permits rule HighLatency (rules[0]).notify: unknown notifier "
+        f"Error: {rules}: group permits rule HighLatency.notify: unknown notifier "
         "'nowhere'; define it under notifiers:")
 
 

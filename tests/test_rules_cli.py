@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from otel_hms.alerting import RuleFileError, load_rules
 from otel_hms.cli import main
 
 from alert_receivers import send_latency
@@ -63,36 +64,36 @@ def test_check_accepts_the_documented_example(tmp_path: Path,
 
 BAD = [
     ("for: 1m", "for: soon",
-     "groups[0] (permits).rules[0] (HighLatency).for: must be a duration like 30s, 5m or 1h "
+     "group permits rule HighLatency.for: must be a duration like 30s, 5m or 1h "
      "(got 'soon')"),
     ("on_no_data: ok", "on_no_data: maybe",
-     "groups[0] (permits).rules[0] (HighLatency).on_no_data: must be one of ok, alerting, "
+     "group permits rule HighLatency.on_no_data: must be one of ok, alerting, "
      "keep_last, nodata (got 'maybe')"),
     ("condition: value > 2", "condition: value >",
-     "groups[0] (permits).rules[0] (HighLatency).condition: must be one SQL boolean expression "
+     "group permits rule HighLatency.condition: must be one SQL boolean expression "
      "like value > 2 (is not valid SQL: Parser Error: syntax error at or near \">\")"),
     ("SELECT Attributes['route']", "DELETE FROM x; SELECT Attributes['route']",
-     "groups[0] (permits).rules[0] (HighLatency).sql: must be exactly one SELECT statement "
+     "group permits rule HighLatency.sql: must be exactly one SELECT statement "
      "(got 2)"),
     ("{{ labels.route }}", "{{ labels.route ",
-     "groups[0] (permits).rules[0] (HighLatency).annotations.summary: template syntax error: "
+     "group permits rule HighLatency.annotations.summary: template syntax error: "
      "unexpected end of template, expected 'end of print statement'. (line 1)"),
-    ("interval: 15s", "interval: 0s", "groups[0] (permits).interval: must be > 0 (got '0s')"),
+    ("interval: 15s", "interval: 0s", "group permits.interval: must be > 0 (got '0s')"),
     ("        keep_firing_for: 0s\n", "        keep_firing: 0s\n",
-     "groups[0] (permits).rules[0] (HighLatency): unknown field 'keep_firing'; known fields: "
+     "group permits rule HighLatency: unknown field 'keep_firing'; known fields: "
      "alert, sql, condition, for, keep_firing_for, labels, annotations, notify, on_no_data, "
      "on_error"),
     ("notify: [ops-email, oncall-webhook]", "notify: [pager]",
-     "group permits rule HighLatency (rules[0]).notify: unknown notifier 'pager'; define it "
+     "group permits rule HighLatency.notify: unknown notifier 'pager'; define it "
      "under notifiers:"),
     ("type: webhook, url: \"http://127.0.0.1:9/hook\"", "type: webhook",
-     "notifiers.oncall-webhook.url: is required for a webhook notifier"),
+     "notifier oncall-webhook.url: is required for a webhook notifier"),
     ("smarthost: \"mx:25\"", "smarthost: mx",
-     "notifiers.ops-email.smarthost: expected HOST:PORT (got 'mx')"),
+     "notifier ops-email.smarthost: expected HOST:PORT (got 'mx')"),
     ("  - name: permits", "  - name: [permits]",
      "groups[0].name: must be a non-empty string (got ['permits'])"),
     ("      - alert: HighLatency\n", "      - alert: High Latency\n",
-     "groups[0] (permits).rules[0] (High Latency).alert: must be a name of letters, digits, "
+     "group permits rules[0].alert: must be a name of letters, digits, "
      "_ . : - (got 'High Latency')"),
     ("    labels: {team: permits}", "    labels: {team: permits",
      "not valid YAML at line 5: expected ',' or '}', but got ':'"),
@@ -107,21 +108,69 @@ def test_bad_rules_files_are_one_line_errors(tmp_path: Path, capsys: pytest.Capt
     code, out, err = run_cli(capsys, "rules", "check", str(path))
     assert (code, out) == (1, "")
     assert err == f"Error: {path}: {message}\n"
+    # serve and reloads refuse the file with the same line
+    with pytest.raises(RuleFileError) as refused:
+        load_rules([str(path)])
+    assert refused.value.problems == (f"{path}: {message}",)
+
+
+SECOND_FILE = """\
+groups:
+  - name: permits
+    rules:
+      - {alert: Copy, sql: SELECT 1 AS value}
+  - name: backlog
+    interval: 0s
+    rules:
+      - alert: CasesWaiting
+        for: 5m
+      - alert: CasesOld
+        sql: SELECT max(Valu) AS value FROM otel_metrics_gauge
+        notify: [pager]
+      - alert: CasesOld
+        sql: SELECT 1 AS value
+"""
+
+
+def test_check_reports_every_problem_of_every_file(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    first = write(tmp_path, EXAMPLE.replace("for: 1m", "for: soon")
+                  .replace("on_no_data: ok", "on_no_data: maybe")
+                  .replace('smarthost: "mx:25"', "smarthost: mx"))
+    second = write(tmp_path, SECOND_FILE, "more.yaml")
+    code, out, err = run_cli(capsys, "rules", "check", str(first), str(second))
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"Error: {first}: group permits rule HighLatency.for: must be a duration like 30s, 5m "
+        "or 1h (got 'soon')",
+        f"Error: {first}: group permits rule HighLatency.on_no_data: must be one of ok, "
+        "alerting, keep_last, nodata (got 'maybe')",
+        f"Error: {first}: notifier ops-email.smarthost: expected HOST:PORT (got 'mx')",
+        f"Error: {second}: group backlog.interval: must be > 0 (got '0s')",
+        f"Error: {second}: group backlog rule CasesWaiting.sql: is required",
+        f"Error: {second}: group backlog rule CasesOld.alert: duplicate alert name in this group "
+        "(rules[1] and rules[2]); give each rule its own name",
+        f"Error: {second}: group permits: also defined in {first}; group names must be unique",
+        f"Error: {second}: group backlog rule CasesOld.notify: unknown notifier 'pager'; define "
+        "it under notifiers:",
+        f"Error: {second}: group backlog rule CasesOld.sql: Binder Error: Referenced column "
+        '"Valu" not found in FROM clause!',
+    ]
 
 
 def test_check_binds_sql_against_the_schema(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, EXAMPLE.replace("max(Value)", "max(Valu)")
                  .replace("{{ labels.route }}", "{{ labels.rout }}"))
-    code, out, _ = run_cli(capsys, "rules", "check", str(path))
-    assert code == 1
-    assert out.startswith(f"Error: {path}: group permits rule HighLatency.sql: Binder Error: "
+    code, out, err = run_cli(capsys, "rules", "check", str(path))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"Error: {path}: group permits rule HighLatency.sql: Binder Error: "
                           'Referenced column "Valu" not found in FROM clause!')
     path = write(tmp_path, EXAMPLE.replace("{{ labels.route }}", "{{ labels.rout }}"))
-    code, out, _ = run_cli(capsys, "rules", "check", str(path))
-    assert (code, out) == (1, f"Error: {path}: group permits rule HighLatency.annotations."
-                              "summary: 'dict object' has no attribute 'rout' (the query's "
-                              "labels are route)\n")
+    code, out, err = run_cli(capsys, "rules", "check", str(path))
+    assert (code, out, err) == (1, "", f"Error: {path}: group permits rule HighLatency."
+                                       "annotations.summary: 'dict object' has no attribute "
+                                       "'rout' (the query's labels are route)\n")
 
 
 TESTS = """\

@@ -166,11 +166,14 @@ def test_slo_posted_over_http_is_validated_kept_and_deleted(start_server: StartS
     server = start_server()
     bad = {**POSTED, "objective": "120%"}
     assert api_request(server, "POST", "/api/v1/slos", bad) == (400, {
-        "error": "POST /api/v1/slos[0] (processed-48h).objective: must be a ratio like 99.9% "
+        "error": "POST /api/v1/slos: slo processed-48h.objective: must be a ratio like 99.9% "
                  "or 0.999 (got '120%')"})
+    # every problem, one line each
     assert api_request(server, "POST", "/api/v1/slos", {**POSTED, "sli": {"good": "SELECT 1"}}
-                   )[1]["error"].endswith(".sli.good: must filter on window_start, like "
-                                          "TimeUnix > window_start")
+                       )[1]["error"].splitlines() == [
+        "POST /api/v1/slos: slo processed-48h.sli.good: must filter on window_start, like "
+        "TimeUnix > window_start",
+        "POST /api/v1/slos: slo processed-48h.sli.total: must be a SELECT returning one number"]
     assert api_request(server, "POST", "/api/v1/slos", POSTED) == (
         201, {"status": "ok", "name": "processed-48h", "group": "slo:processed-48h"})
     (slo,) = api_get(server, "/api/v1/slos")["slos"]

@@ -1,4 +1,4 @@
-"""Notifiers by kind; ``validate_options`` checks a ``notifiers:`` entry, ``build`` makes one.
+"""Notifiers by kind; ``option_problems`` checks a ``notifiers:`` entry, ``build`` makes one.
 
 Every kind also takes ``max_attempts`` (default 5) and ``backoff`` (first retry delay,
 doubling, default 1s), applied by the dispatcher.
@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..durations import parse_duration
-from ..errors import RuleFileError
 from .alertmanager import AlertmanagerNotifier
 from .base import DeliveryError, Notifier
 from .command import CommandNotifier
@@ -32,31 +31,28 @@ KINDS: dict[str, tuple[Callable[[str, Mapping[str, Any]], Notifier], tuple[str, 
 }
 
 
-def validate_options(kind: str, options: Mapping[str, Any], where: str) -> None:
-    """Raise ``RuleFileError`` naming the field if a notifier's options are wrong."""
+def option_problems(kind: str, options: Mapping[str, Any], where: str) -> list[str]:
+    """Every problem with a notifier's options, each naming its field (none: it is fine)."""
     if kind not in KINDS:
-        raise RuleFileError(f"{where}.type: unknown notifier type {kind!r}; use one of "
-                            + ", ".join(KINDS))
+        return [f"{where}.type: unknown notifier type {kind!r}; use one of " + ", ".join(KINDS)]
     _, required, optional = KINDS[kind]
-    for key in required:
-        if options.get(key) in (None, "", []):
-            raise RuleFileError(f"{where}.{key}: is required for a {kind} notifier")
-    for key in options:
-        if key not in required + optional + _COMMON:
-            raise RuleFileError(f"{where}: unknown field {key!r}; a {kind} notifier takes "
-                                + ", ".join(required + optional + _COMMON))
-    for key in ("url",):
-        if key in options and not str(options[key]).startswith(("http://", "https://")):
-            raise RuleFileError(f"{where}.{key}: must be an http:// or https:// URL "
-                                f"(got {options[key]!r})")
-    if kind == "email" and not str(options["smarthost"]).rpartition(":")[2].isdigit():
-        raise RuleFileError(f"{where}.smarthost: expected HOST:PORT (got "
-                            f"{options['smarthost']!r})")
+    problems = [f"{where}.{key}: is required for a {kind} notifier"
+                for key in required if options.get(key) in (None, "", [])]
+    problems += [f"{where}: unknown field {key!r}; a {kind} notifier takes "
+                 + ", ".join(required + optional + _COMMON)
+                 for key in options if key not in required + optional + _COMMON]
+    if "url" in options and not str(options["url"]).startswith(("http://", "https://")):
+        problems.append(f"{where}.url: must be an http:// or https:// URL "
+                        f"(got {options['url']!r})")
+    if kind == "email" and options.get("smarthost") \
+            and not str(options["smarthost"]).rpartition(":")[2].isdigit():
+        problems.append(f"{where}.smarthost: expected HOST:PORT (got {options['smarthost']!r})")
     if "headers" in options and not isinstance(options["headers"], dict):
-        raise RuleFileError(f"{where}.headers: must be a mapping of header names to values")
-    if kind == "command" and not isinstance(options["command"], str | list):
-        raise RuleFileError(f"{where}.command: must be a program path or a list [program, "
-                            "args...]")
+        problems.append(f"{where}.headers: must be a mapping of header names to values")
+    if kind == "command" and options.get("command") \
+            and not isinstance(options["command"], str | list):
+        problems.append(f"{where}.command: must be a program path or a list [program, "
+                        "args...]")
     try:
         if "max_attempts" in options and int(options["max_attempts"]) < 1:
             raise ValueError
@@ -65,8 +61,9 @@ def validate_options(kind: str, options: Mapping[str, Any], where: str) -> None:
         if "timeout" in options and parse_duration(options["timeout"]) <= 0:
             raise ValueError
     except (TypeError, ValueError):
-        raise RuleFileError(f"{where}: max_attempts must be >= 1, backoff and timeout "
-                            "durations like 1s or 500ms") from None
+        problems.append(f"{where}: max_attempts must be >= 1, backoff and timeout "
+                        "durations like 1s or 500ms")
+    return problems
 
 
 def build(name: str, kind: str, options: Mapping[str, Any]) -> Notifier:
@@ -76,5 +73,5 @@ def build(name: str, kind: str, options: Mapping[str, Any]) -> Notifier:
     return KINDS[kind][0](name, opts)
 
 
-__all__ = ["Batch", "DeliveryError", "KINDS", "Notifier", "build", "validate_options",
+__all__ = ["Batch", "DeliveryError", "KINDS", "Notifier", "build", "option_problems",
            "webhook_payload"]
