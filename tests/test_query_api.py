@@ -214,9 +214,12 @@ def test_long_ranges_come_from_rollups(tmp_path: Path) -> None:
                       tmp_path / "serve-1.log")
     try:
         s.wait_ready()
-        # Raw points older than 2 days are gone once rolled up; the roll-ups still answer.
+        # Raw points older than 2 days are gone once rolled up; the roll-ups still answer
+        # (once the pass that deleted them has published its watermarks).
         wait_until(lambda: s.scalar("SELECT count(*) FROM points_gauge") == 0,
                    message="raw retention")
+        wait_until(lambda: get(s, "/api/v1/status")[1]["rollups"]["watermarks"].get("1h"),
+                   message="the watermarks of the pass")
         end = T0_S + 8 * day
         status, body = get(s, "/api/v1/query", metric="load", range="7d", step="1d", end=end,
                            agg="avg", by="host")
