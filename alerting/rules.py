@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from ..sql_guard import RefusedSql, check_tree, parse_tree
 from ..yaml_file import YamlFileError, read_yaml
 from .errors import RuleFileError
 from .fields import NAME, Fields, located
@@ -122,15 +123,22 @@ def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
 
 
 def check_select(sql: str) -> str | None:
-    """Why ``sql`` is not a single SELECT statement, or None if it is one."""
+    """Why ``sql`` is not a single read-only SELECT statement, or None if it is one (the
+    SQL endpoint's own check, ``sql_guard``, so a rule is refused when its file loads)."""
+    con = duckdb.connect()
     try:
-        statements = duckdb.connect().extract_statements(sql)
+        statements = con.extract_statements(sql)
+        if len(statements) != 1:
+            return f"must be exactly one SELECT statement (got {len(statements)})"
+        if statements[0].type != duckdb.StatementType.SELECT:
+            return f"must be a read-only SELECT (got {statements[0].type.name})"
+        check_tree(parse_tree(con, sql))
     except duckdb.Error as exc:
         return f"is not valid SQL: {str(exc).splitlines()[0]}"
-    if len(statements) != 1:
-        return f"must be exactly one SELECT statement (got {len(statements)})"
-    if statements[0].type != duckdb.StatementType.SELECT:
-        return f"must be a read-only SELECT (got {statements[0].type.name})"
+    except RefusedSql as exc:
+        return f"must be a read-only SELECT ({exc.reason})"
+    finally:
+        con.close()
     return None
 
 

@@ -36,7 +36,7 @@ from .receiver.http_server import otlp_http_app
 from .receiver.ingest import Ingest
 from .storage.old_points import OldPointCheck
 from .storage.rollups import Maintenance, Retention
-from .storage.store import known_series_ids, open_store
+from .storage.store import known_series_ids, lock_configuration, open_store
 from .storage.writer import StoreBusy, Writer, WriterClosed
 
 log = logging.getLogger("otel_hms")
@@ -87,6 +87,7 @@ class Server:
         load_rules(s["rules"])  # a bad rules file stops start-up before the store is opened
         load_dashboards(s["dashboards"])  # and so does a bad dashboard
         self.con = open_store(s["db"])
+        lock_configuration(self.con)  # before the API can take user SQL
         raw_retention = duration_setting(s, "retention_raw")
         old_points = (OldPointCheck(raw_retention, str(s["retention_raw"]).strip())
                       if raw_retention is not None else None)

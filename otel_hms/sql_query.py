@@ -1,8 +1,12 @@
 """Read-only SQL on the running store, checked twice.
 
-First a clear refusal for anything that is not a single SELECT; then the database itself
-enforces it: the store is opened with external access disabled (no files, no network), and
-a timer interrupts a query past its time limit.
+First a clear refusal for anything that is not a single SELECT that only reads
+(``sql_guard``); then the database itself enforces it, whatever the check missed: each
+query runs on a cursor of its own inside ``BEGIN TRANSACTION READ ONLY`` (DuckDB refuses
+any write in it: ``DELETE … RETURNING`` in a CTE, ``nextval``, ``force_checkpoint``), the
+server locks DuckDB's configuration once it is set up (no ``SET``/``RESET``, nor
+``enable_logging()`` and the like), the store is opened with external access disabled (no
+files, no network, no extensions), and a timer interrupts a query past its time limit.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+
+from .sql_guard import RefusedSql, check_statement, refusal
 
 
 class QueryError(Exception):
@@ -44,50 +50,52 @@ def time_limited(cursor: duckdb.DuckDBPyConnection, timeout: float) -> Iterator[
         raise QueryError(f"query exceeded the time limit of {timeout:g} s "
                          "(setting sql_timeout_seconds)") from None
     except duckdb.Error as exc:
-        raise QueryError(str(exc)) from None
+        raise QueryError(refusal(exc) or str(exc)) from None
     finally:
         timer.cancel()
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str, timeout: float,
-              row_limit: int) -> QueryResult:
+@contextlib.contextmanager
+def read_only_cursor(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of its own inside a read-only transaction, in which DuckDB refuses every
+    write; closed (and so rolled back) on the way out."""
     cursor = con.cursor()
     try:
         try:
-            statements = cursor.extract_statements(sql)
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from None
-        if len(statements) != 1:
-            raise QueryError(f"send exactly one statement (got {len(statements)})")
-        kind = statements[0].type
-        if kind != duckdb.StatementType.SELECT:
-            raise QueryError(f"only read-only SELECT queries are allowed here (got "
-                             f"{kind.name}); the store is written by the receiver alone")
-        with time_limited(cursor, timeout):
-            cursor.execute(sql)
-            description = cursor.description or []
-            rows = cursor.fetchmany(row_limit + 1)
-        return QueryResult(
-            columns=[d[0] for d in description],
-            types=[str(d[1]) for d in description],
-            rows=[[jsonable(v) for v in row] for row in rows[:row_limit]],
-            truncated=len(rows) > row_limit,
-        )
+        yield cursor
     finally:
         cursor.close()
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str, timeout: float,
+              row_limit: int) -> QueryResult:
+    """Run user SQL ``sql`` read-only on a cursor of its own; at most ``row_limit`` rows."""
+    with read_only_cursor(con) as cursor, time_limited(cursor, timeout):
+        try:
+            check_statement(cursor, sql)
+        except RefusedSql as exc:
+            raise QueryError(str(exc)) from None
+        cursor.execute(sql)
+        description = cursor.description or []
+        rows = cursor.fetchmany(row_limit + 1)
+    return QueryResult(
+        columns=[d[0] for d in description],
+        types=[str(d[1]) for d in description],
+        rows=[[jsonable(v) for v in row] for row in rows[:row_limit]],
+        truncated=len(rows) > row_limit,
+    )
 
 
 def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any],
               timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run trusted SQL (the API's own) with bound parameters under the time limit."""
-    cursor = con.cursor()
-    try:
-        with time_limited(cursor, timeout):
-            cursor.execute(sql, params)
-            names = [d[0] for d in cursor.description or []]
-            return names, cursor.fetchall()
-    finally:
-        cursor.close()
+    with read_only_cursor(con) as cursor, time_limited(cursor, timeout):
+        cursor.execute(sql, params)
+        names = [d[0] for d in cursor.description or []]
+        return names, cursor.fetchall()
 
 
 def jsonable(value: Any) -> Any:

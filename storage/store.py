@@ -56,6 +56,14 @@ def open_store(path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def lock_configuration(con: duckdb.DuckDBPyConnection) -> None:
+    """Fix DuckDB's settings for good, on every cursor: ``SET``, ``RESET`` and the functions
+    that change settings (``enable_logging()`` …) fail afterwards.  ``serve`` calls it once
+    the store is set up, before any user SQL can arrive; the lock is the database's own
+    guard should a query ever get past the SQL endpoint's checks."""
+    con.execute("SET lock_configuration = true")
+
+
 def known_series_ids(con: duckdb.DuckDBPyConnection) -> set[int]:
     """Every series id already stored, so the writer inserts each series once."""
     rows = con.execute("SELECT series_id FROM series").fetchall()

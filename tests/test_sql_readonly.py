@@ -1,0 +1,211 @@
+"""User SQL cannot write: every road to it (``POST /api/v1/sql``, ``otel-hms sql``, alert
+rules, backtests, SLOs) against a store of 1,000 series, each attack asserting the refusal's
+text and that the stored rows are exactly what they were, and that ingest still shows.
+
+The attacks are the ones that once worked (issue 12) and a corpus of bypass attempts; the
+database refuses each of them even where the text check would not (the read-only
+transaction, the locked configuration, no external access).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ServerProcess, StartServer
+from otlp_requests import gauge_request
+
+T0 = 1_700_000_000_000_000_000
+SERIES = 1_000
+COUNTS = ("SELECT (SELECT count(*) FROM series) AS series, "
+          "(SELECT count(*) FROM points_gauge) AS points, "
+          "(SELECT sum(value) FROM points_gauge) AS total, "
+          "(SELECT count(*) FROM otel_metrics_gauge) AS visible")
+STORED = {"series": SERIES, "points": SERIES, "total": float(sum(range(SERIES))),
+          "visible": SERIES}
+READ_ONLY = "only read-only SELECT queries are allowed here"
+TAIL = "the store is written by the receiver alone"
+
+
+def post_sql(server: ServerProcess, sql: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"http://{server.api}/api/v1/sql", data=json.dumps({"sql": sql}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.load(exc)
+
+
+def load(server: ServerProcess) -> None:
+    server.export(gauge_request("load", [({"i": str(i)}, T0, float(i))
+                                         for i in range(SERIES)]))
+
+
+def stored(server: ServerProcess) -> dict[str, Any]:
+    return server.sql(COUNTS)[0]
+
+
+def assert_ingest_still_shows(server: ServerProcess) -> None:
+    """Points for a known series and a new one are stored and visible: the writer's cache
+    of known series still matches the series table."""
+    server.export(gauge_request("load", [({"i": "7"}, T0 + 1, 70.0),
+                                         ({"i": "new"}, T0 + 1, 1.0)]))
+    assert server.sql("SELECT Attributes['i'] AS i, Value AS v FROM otel_metrics_gauge "
+                      f"WHERE TimeUnixNano = {T0 + 1} ORDER BY i") == [
+        {"i": "7", "v": 70.0}, {"i": "new", "v": 1.0}]
+    assert stored(server) == {"series": SERIES + 1, "points": SERIES + 2,
+                              "total": STORED["total"] + 71.0, "visible": SERIES + 2}
+
+
+@pytest.fixture
+def loaded(start_server: StartServer) -> ServerProcess:
+    server = start_server()
+    load(server)
+    assert stored(server) == STORED
+    return server
+
+
+def test_the_issues_two_attacks_are_refused_and_change_nothing(loaded: ServerProcess) -> None:
+    status, body = post_sql(loaded, "WITH x AS (DELETE FROM series RETURNING 1) "
+                                    "SELECT count(*) FROM x")
+    assert (status, body) == (400, {"error": f"{READ_ONLY} (got DELETE inside the query); "
+                                             f"{TAIL}"})
+    result = subprocess.run(
+        [sys.executable, "-m", "otel_hms", "sql", "--api", loaded.api,
+         "WITH x AS (UPDATE points_gauge SET value=-1 RETURNING 1) SELECT count(*) FROM x"],
+        capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (f"Error: query refused: {READ_ONLY} (got UPDATE inside the "
+                             f"query); {TAIL}\n")
+    status, body = post_sql(loaded, "SELECT * FROM checkpoint()")
+    assert status == 400
+    assert body["error"].startswith("checkpoint() is not allowed in queries here: it writes "
+                                    "the store's checkpoint")
+    assert stored(loaded) == STORED
+    assert_ingest_still_shows(loaded)
+
+
+WIPE = """\
+groups:
+  - name: attack
+    rules:
+      - alert: Wipe
+        sql: WITH x AS (DELETE FROM series RETURNING 1) SELECT count(*) AS value FROM x
+"""
+REWRITE = """\
+groups:
+  - name: attack
+    rules:
+      - alert: Rewrite
+        sql: SELECT 1 AS value
+        condition: value IN (SELECT 1 FROM (WITH y AS (UPDATE points_gauge SET value = -1
+          RETURNING 1) SELECT * FROM y))
+"""
+
+
+def refused(request: urllib.request.Request) -> tuple[int, Any]:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    with caught.value as reply:
+        return reply.code, json.load(reply)
+
+
+def test_alert_rules_backtests_and_slos_refuse_writes(start_server: StartServer,
+                                                      tmp_path: Path) -> None:
+    """Rule and SLO SQL is checked as it loads, with the SQL endpoint's own check."""
+    wipe, rewrite = tmp_path / "wipe.yaml", tmp_path / "rewrite.yaml"
+    wipe.write_text(WIPE)
+    rewrite.write_text(REWRITE)
+    checked = subprocess.run([sys.executable, "-m", "otel_hms", "rules", "check", str(wipe)],
+                             capture_output=True, text=True, timeout=60)
+    assert (checked.returncode, checked.stderr) == (1, (
+        f"Error: {wipe}: group attack rule Wipe.sql: must be a read-only SELECT "
+        "(got DELETE inside the query)\n"))
+    refused_start = start_server("--rules", str(rewrite), wait=False)
+    assert refused_start.proc.wait(60) == 1
+    assert refused_start.log.read_text() == (
+        f"Error: {rewrite}: group attack rule Rewrite.condition: must be one SQL "
+        "boolean expression like value > 2 (must be a read-only SELECT (got UPDATE inside "
+        "the query))\n")
+
+    server = start_server()
+    load(server)
+    backtest = urllib.request.Request(
+        f"http://{server.api}/api/v1/rules/backtest", method="POST",
+        data=json.dumps({"rules": WIPE, "since": "5s"}).encode())
+    assert refused(backtest) == (400, {"error": (
+        "rules: group attack rule Wipe.sql: must be a read-only SELECT (got "
+        "DELETE inside the query)")})
+    slo = urllib.request.Request(
+        f"http://{server.api}/api/v1/slos", method="POST", data=json.dumps({
+            "name": "wipe", "objective": 0.99, "sli": {
+                "good": "SELECT count(*) FROM (WITH x AS (DELETE FROM series RETURNING 1) "
+                        "SELECT * FROM x) WHERE window_start IS NOT NULL",
+                "total": "SELECT 1 WHERE window_start IS NOT NULL"}}).encode())
+    assert refused(slo) == (400, {"error": (
+        "POST /api/v1/slos: slo wipe.sli.good: must be a read-only SELECT (got DELETE inside "
+        "the query)")})
+    assert stored(server) == STORED
+    assert_ingest_still_shows(server)
+
+
+def test_the_database_refuses_what_the_check_would_have(tmp_path: Path) -> None:
+    """The second line: SQL run on ``read_only_cursor`` of a locked store, with no check of
+    its text at all, still cannot write, change a setting or touch a file."""
+    import duckdb
+
+    from otel_hms.sql_query import read_only_cursor
+    from otel_hms.storage.store import lock_configuration, open_store
+
+    con = open_store(str(tmp_path / "store.duckdb"))
+    con.execute("CREATE TABLE kept AS SELECT range AS id, 'm' AS name FROM range(10)")
+    con.execute("CREATE SEQUENCE counter")
+    lock_configuration(con)
+    refusals = {
+        "WITH x AS (DELETE FROM kept RETURNING 1) SELECT count(*) FROM x":
+            'Cannot write to database "store" - transaction is launched in read-only mode',
+        "WITH x AS (UPDATE kept SET name = 'x' RETURNING 1) SELECT * FROM x":
+            'Cannot write to database "store" - transaction is launched in read-only mode',
+        "WITH x AS (INSERT INTO kept VALUES (99, 'y') RETURNING 1) SELECT * FROM x":
+            'Cannot write to database "store" - transaction is launched in read-only mode',
+        "SELECT nextval('counter')":
+            'Cannot write to database "store" - transaction is launched in read-only mode',
+        "SELECT * FROM force_checkpoint()":
+            "Cannot FORCE CHECKPOINT: the current transaction has been started for this "
+            "database",
+        "SET memory_limit = '1GB'": 'Cannot change configuration option "memory_limit" - the '
+                                    "configuration has been locked",
+        "SELECT * FROM enable_logging()": 'Cannot change configuration option '
+                                          '"enable_logging" - the configuration has been locked',
+        "SELECT * FROM read_csv('/etc/passwd')": 'Cannot access file "/etc/passwd" - file '
+                                                 "system operations are disabled by "
+                                                 "configuration",
+        "COPY kept TO '/tmp/otel-hms-series.csv'": 'Cannot access file '
+                                                     '"/tmp/otel-hms-series.csv" - file system '
+                                                     "operations are disabled by configuration",
+        "ATTACH '/tmp/otel-hms-other.duckdb' AS other": 'Cannot access file '
+                                                        '"/tmp/otel-hms-other.duckdb" - file '
+                                                        "system operations are disabled",
+        "INSTALL httpfs": "file system operations are disabled by configuration",
+        "LOAD httpfs": "Loading external extensions is disabled through configuration",
+    }
+    for sql, message in refusals.items():
+        with read_only_cursor(con) as cursor:
+            with pytest.raises(duckdb.Error) as caught:
+                cursor.execute(sql)
+            assert message in str(caught.value), sql
+    assert con.execute("SELECT count(*), count(*) FILTER (name = 'm') FROM kept"
+                       ).fetchone() == (10, 10)
+    assert not os.path.exists("/tmp/otel-hms-series.csv")
+    con.close()
