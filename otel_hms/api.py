@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +23,7 @@ from .export_api import export_endpoint, export_root
 from .openapi import openapi_document
 from .query_api import QueryService, routes_handlers
 from .sql_query import QueryError, run_query
+from .storage.disk_failure import StoreUnavailable, disk_failure
 
 UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
 
@@ -29,6 +31,14 @@ UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <toke
 def _error(status: int, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer realm="otel-hms"'} if status == 401 else None
     return JSONResponse({"error": message}, status, headers=headers)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """Any endpoint reading the store while DuckDB has it closed after a failed write (a
+    full disk), until it is reopened: 503 with the reason, retry shortly."""
+    failure = disk_failure(exc) if isinstance(exc, duckdb.FatalException) else None
+    message = failure.reason if failure is not None else str(exc)
+    return JSONResponse({"error": message}, 503, headers={"Retry-After": "1"})
 
 
 def api_app(service: QueryService, settings: dict[str, Any],
@@ -89,4 +99,5 @@ def api_app(service: QueryService, settings: dict[str, Any],
         Route("/api/v1/openapi.json", openapi),
         *(Route(path, handler) for path, handler in handlers.items()),
         *(extra_routes or []),
-    ])
+    ], exception_handlers={StoreUnavailable: _store_unavailable,
+                           duckdb.FatalException: _store_unavailable})

@@ -11,6 +11,10 @@ from .query_spec import AGGS_HELP
 _ERROR = {"description": "refused: the message says what is wrong and how to fix it",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _UNAUTHORIZED = {"description": "missing or wrong bearer token (when auth_token is set)"}
+_UNAVAILABLE = {"description": "the store's disk failed a write and DuckDB closed the "
+                "database until it is reopened: the message says why; retry once /readyz "
+                "answers 200 (Retry-After: 1)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _param(name: str, description: str, required: bool = False,
@@ -96,13 +100,15 @@ _EXPORT = {
                 "metrics": {"type": "array", "items": {"type": "string"}},
                 "files": {"type": "array", "items": _EXPORT_FILE}}}}}},
         "400": _ERROR, "401": _UNAUTHORIZED,
-        "409": {"description": "another export is writing into the same directory"}},
+        "409": {"description": "another export is writing into the same directory"},
+        "503": _UNAVAILABLE},
 }
 
 
 _HEALTH = {"get": {
     "summary": "200 while the server can store exports; 503 and the reason while it cannot "
-               "(starting, no decode worker running, shutting down)",
+               "(starting, no decode worker running, the store's disk failing writes, "
+               "shutting down)",
     "security": [],
     "responses": {
         "200": {"description": '{"status": "ok"}'},
@@ -138,7 +144,7 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Series"}}}},
                     "400": _ERROR, "401": _UNAUTHORIZED,
-                    "404": {"description": "no such metric"}}}},
+                    "404": {"description": "no such metric"}, "503": _UNAVAILABLE}}},
             "/api/v1/stream": {"get": {
                 "summary": "Server-Sent Events: the range once, then every new or changed "
                            "point after each commit (event 'points', data like /api/v1/query)",
@@ -149,7 +155,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "every metric: name, kind, unit, description, temporality, "
                            "monotonic, series count, first and last point time",
                 "responses": {"200": {"description": "{metrics: [...]}"},
-                              "401": _UNAUTHORIZED}}},
+                              "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
             "/api/v1/sql": {"post": {
                 "summary": "one read-only SELECT; no files, network, writes or settings; "
                            "time and row limits",
@@ -166,7 +172,7 @@ def openapi_document() -> dict[str, Any]:
                                     "types": {"type": "array", "items": {"type": "string"}},
                                     "rows": {"type": "array", "items": {"type": "array"}},
                                     "truncated": {"type": "boolean"}}}}}},
-                    "400": _ERROR, "401": _UNAUTHORIZED}}},
+                    "400": _ERROR, "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
             "/api/v1/export": {"post": _EXPORT},
             "/api/v1/dashboards": {"get": {
                 "summary": "the YAML dashboards of --dashboards DIR with their parsed panels, "

@@ -2,9 +2,11 @@
 
 Start-up binds every socket before anything is served, so a taken port or a locked file is a
 one-line error, and says "ready" once the decode workers can take requests.  SIGTERM/SIGINT
-stop the receivers (in-flight exports finish), drain the writer, checkpoint and exit 0;
+stop the receivers (in-flight exports finish), drain the writer, checkpoint and exit 0 (a
+checkpoint the disk refuses is one warning: the write-ahead log keeps what was committed);
 decode workers that keep dying stop the server the same way, and ``serve`` raises
-``DecodeWorkersFailed`` (``Error: …``, exit 1).
+``DecodeWorkersFailed`` (``Error: …``, exit 1).  A disk that fails the store's writes makes
+the server unavailable until it takes them again (``storage.disk_failure``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+import duckdb
 import uvicorn
 
 from .alerting.api import routes as alerting_routes
@@ -34,6 +38,8 @@ from .receiver.decode_pool import DecodePool, DecodeWorkersFailed
 from .receiver.grpc_server import start_grpc
 from .receiver.http_server import otlp_http_app
 from .receiver.ingest import Ingest
+from .storage.connection import StoreConnection
+from .storage.disk_failure import Recovery, StoreUnavailable, disk_failure
 from .storage.old_points import OldPointCheck
 from .storage.rollups import Maintenance, Retention
 from .storage.store import known_series_ids, lock_configuration, open_store
@@ -56,6 +62,14 @@ def _bind(address: str, flag: str) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _open_store(path: str) -> duckdb.DuckDBPyConnection:
+    """The store as ``serve`` uses it, at start and at every reopen: its configuration locked
+    before the API can take user SQL."""
+    con: duckdb.DuckDBPyConnection = open_store(path)
+    lock_configuration(con)
+    return con
 
 
 def _uvicorn(app: Any, settings: dict[str, Any], tls: bool) -> uvicorn.Server:
@@ -86,13 +100,17 @@ class Server:
         api_sock = _bind(s["api"], "--api")
         load_rules(s["rules"])  # a bad rules file stops start-up before the store is opened
         load_dashboards(s["dashboards"])  # and so does a bad dashboard
-        self.con = open_store(s["db"])
-        lock_configuration(self.con)  # before the API can take user SQL
+        self.store = StoreConnection(lambda: _open_store(s["db"]))
+        # Every part holds the store as a DuckDB connection; it is one that can be reopened
+        # under them after DuckDB invalidates the database (storage.connection).
+        self.con = cast(duckdb.DuckDBPyConnection, self.store)
         raw_retention = duration_setting(s, "retention_raw")
         old_points = (OldPointCheck(raw_retention, str(s["retention_raw"]).strip())
                       if raw_retention is not None else None)
+        recovery = Recovery(os.path.dirname(os.path.abspath(s["db"])), self.store.reopen,
+                            self.store.usable)
         self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"],
-                             old_points)
+                             old_points, recovery)
         api_url = f"{'https' if s['tls_cert'] else 'http'}://{s['api']}"
         alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
                             api_url)
@@ -101,7 +119,8 @@ class Server:
             self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"],
                                    on_failure=self._workers_failed)
         self.ingest = ingest = Ingest(self.writer, decoder, s["auth_token"],
-                                      busy_errors=(StoreBusy, WriterClosed), workers=self.pool)
+                                      busy_errors=(StoreBusy, StoreUnavailable, WriterClosed),
+                                      workers=self.pool)
         tls = None
         if s["tls_cert"]:
             with open(s["tls_cert"], "rb") as c, open(s["tls_key"], "rb") as k:
@@ -113,7 +132,7 @@ class Server:
             Retention(raw=raw_retention, minute=duration_setting(s, "retention_1m"),
                       hour=duration_setting(s, "retention_1h")),
             delay=duration_setting(s, "rollup_delay") or dt.timedelta(0),
-            interval=s["rollup_interval_seconds"])
+            interval=s["rollup_interval_seconds"], on_error=self.writer.store_failed)
         self.maintenance.start()
         self.queries = QueryService(self.con, s["sql_timeout_seconds"],
                                     self.maintenance.known_watermarks, raw_retention)
@@ -154,6 +173,7 @@ class Server:
             "pending_points": self.writer.pending_points,
             "series": len(self.writer.known),
             "rollups": self.maintenance.status(),
+            "store": {"unavailable": self.writer.unavailable, "reopens": self.store.reopens},
             **({"decode": dataclasses.asdict(self.pool.status())} if self.pool else {}),
         }
 
@@ -162,6 +182,9 @@ class Server:
         or None when it can."""
         if self._stopping:
             return "shutting down"
+        store: str | None = self.writer.unavailable
+        if store is not None:
+            return store
         workers = self.pool.unavailable() if self.pool is not None else None
         return workers or (None if self._ready else "starting")
 
@@ -195,11 +218,24 @@ class Server:
             self.alerting.stop()
         self.maintenance.stop()
         self.writer.close()
+        self._close_store()
+
+    def _close_store(self) -> None:
+        """Checkpoint and close; a disk that refuses the checkpoint costs nothing committed
+        (the write-ahead log keeps it, the next start replays it), so it is one warning."""
         try:
             self.con.execute("CHECKPOINT")
+        except (duckdb.Error, StoreUnavailable) as exc:
+            failure = disk_failure(exc)
+            log.warning("stopped; the store could not be checkpointed (%s): every committed "
+                        "point is in its write-ahead log %s.wal, which the next start "
+                        "replays (free space on its disk first)",
+                        failure.detail if failure else str(exc).splitlines()[0],
+                        self.settings["db"])
+        else:
+            log.info("stopped; store closed cleanly")
         finally:
-            self.con.close()
-        log.info("stopped; store closed cleanly")
+            self.store.close()
 
 
 def serve(settings: dict[str, Any],

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from .sql_guard import RefusedSql, check_statement, refusal
+from .storage.disk_failure import StoreUnavailable, disk_failure
 
 
 class QueryError(Exception):
@@ -41,7 +42,8 @@ class QueryResult:
 
 @contextlib.contextmanager
 def time_limited(cursor: duckdb.DuckDBPyConnection, timeout: float) -> Iterator[None]:
-    """Interrupt what ``cursor`` runs after ``timeout`` s; DuckDB errors become QueryError."""
+    """Interrupt what ``cursor`` runs after ``timeout`` s; DuckDB errors become QueryError,
+    but an invalidated database (a failed write of the disk) ``StoreUnavailable``."""
     timer = threading.Timer(timeout, cursor.interrupt)
     timer.start()
     try:
@@ -49,6 +51,9 @@ def time_limited(cursor: duckdb.DuckDBPyConnection, timeout: float) -> Iterator[
     except duckdb.InterruptException:
         raise QueryError(f"query exceeded the time limit of {timeout:g} s "
                          "(setting sql_timeout_seconds)") from None
+    except duckdb.FatalException as exc:
+        failure = disk_failure(exc)
+        raise StoreUnavailable(failure.reason if failure else str(exc)) from None
     except duckdb.Error as exc:
         raise QueryError(refusal(exc) or str(exc)) from None
     finally:
@@ -63,6 +68,8 @@ def read_only_cursor(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPy
     try:
         try:
             cursor.execute("BEGIN TRANSACTION READ ONLY")
+        except duckdb.FatalException:
+            raise  # an invalidated store (a full disk): the API answers 503 with why
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from None
         yield cursor

@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,8 +187,11 @@ class Maintenance:
     """Runs ``run_once`` every ``interval`` seconds on its own cursor, in its own thread."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, retention: Retention,
-                 delay: dt.timedelta = dt.timedelta(minutes=2), interval: float = 30.0) -> None:
+                 delay: dt.timedelta = dt.timedelta(minutes=2), interval: float = 30.0,
+                 on_error: Callable[[duckdb.Error], None] | None = None) -> None:
+        self._con = con
         self.cur = con.cursor()
+        self.on_error = on_error  # told of a failed pass (the writer watches for a full disk)
         self.retention = retention
         self.delay = delay
         self.interval = interval
@@ -225,10 +228,23 @@ class Maintenance:
             except duckdb.Error as exc:
                 self.stats.last_error = str(exc)
                 log.warning("roll-up/retention pass failed (will retry): %s", exc)
+                if self.on_error is not None:
+                    self.on_error(exc)
+                self._renew_cursor()
             self.stats.passes += 1
             self.stats.last_pass_seconds = time.perf_counter() - started
             self._wake.wait(self.interval)
             self._wake.clear()
+
+    def _renew_cursor(self) -> None:
+        """A fresh cursor for the next pass: the store may have been reopened under this
+        one (``storage.connection``)."""
+        with contextlib.suppress(duckdb.Error):
+            self.cur.close()
+        try:
+            self.cur = self._con.cursor()
+        except Exception as exc:  # still being reopened: the next failed pass tries again
+            log.debug("no cursor for the roll-ups yet: %s", exc)
 
     def run_once(self, now: dt.datetime) -> None:
         """Catch the roll-ups up to ``now - delay``, then apply retention."""

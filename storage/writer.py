@@ -5,6 +5,11 @@ while the previous commit ran and writes them in one transaction (group commit),
 resolves their futures.  An export is acknowledged only after that commit.  The queue is
 bounded in points: when it is full ``submit`` raises ``StoreBusy`` so the receiver answers
 UNAVAILABLE / 503 and the sender retries, never a silent drop, never unbounded memory.
+
+When the disk fails a write (``disk_failure``: full, say), the batches that were to be
+written fail with ``StoreUnavailable`` (UNAVAILABLE / 503 too), ``submit`` refuses more while
+``unavailable`` gives the reason, and the thread tries every second whether the disk takes
+writes again (reopening the database if DuckDB invalidated it), then goes on.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from otel_hms.receiver.decode import DecodedBatch
 
 from . import sum_chain
 from .arrow_batches import points_table, series_table
+from .disk_failure import DiskFailure, Recovery, StoreUnavailable, disk_failure
 from .old_points import OldPointCheck
 from .schema import POINT_TABLES
 
@@ -74,7 +80,9 @@ class WriterStats:
     commits: int = 0
     series_created: int = 0
     rejected_busy: int = 0
+    rejected_unavailable: int = 0  # refused while the disk failed writes
     failed_batches: int = 0
+    disk_failures: int = 0
     last_commit_seconds: float = 0.0
 
 
@@ -83,9 +91,13 @@ class Writer:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, known: set[int],
                  max_pending_points: int = 2_000_000,
-                 old_points: OldPointCheck | None = None) -> None:
+                 old_points: OldPointCheck | None = None,
+                 recovery: Recovery | None = None) -> None:
         self._con = con
         self.old_points = old_points
+        # Without a recovery (embedded mode), a failed write fails only its batch.
+        self._recovery = recovery
+        self._failure: DiskFailure | None = None
         self.known = known
         self._tails = sum_chain.Tails.load(con)
         self.max_pending_points = max_pending_points
@@ -104,6 +116,19 @@ class Writer:
     @property
     def pending_points(self) -> int:
         return self._pending_points
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why no export can be stored now (the disk fails writes), or None."""
+        failure = self._failure
+        return failure.reason if failure is not None else None
+
+    def store_failed(self, exc: BaseException) -> None:
+        """Another user of the store (the roll-ups) saw ``exc``: if the disk failed, stop
+        taking writes until it takes them again."""
+        failure = disk_failure(exc)
+        if failure is not None and self._recovery is not None:
+            self._fail_all(failure, [])
 
     def submit(self, batch: DecodedBatch) -> Future[int]:
         """Queue a batch; the future resolves to its point count once committed.
@@ -125,6 +150,9 @@ class Writer:
         with self._cond:
             if self._closing:
                 raise WriterClosed("the server is shutting down")
+            if self._failure is not None:
+                self.stats.rejected_unavailable += 1
+                raise StoreUnavailable(self._failure.reason)
             if self._queue and self._pending_points + pending.points > self.max_pending_points:
                 self.stats.rejected_busy += 1
                 raise StoreBusy(f"write queue full ({self._pending_points} points pending)")
@@ -167,10 +195,13 @@ class Writer:
         self._thread.join(timeout)
 
     def _take_group(self) -> list[_Pending] | None:
+        """The next group to commit; empty while the disk fails (``_recover``)."""
         with self._cond:
             while not self._queue:
                 if self._closing:
                     return None
+                if self._failure is not None:
+                    return []
                 self._cond.wait()
             deadline = time.monotonic() + _LINGER_S
             while (not self._closing and self._incoming
@@ -189,10 +220,18 @@ class Writer:
 
     def _run(self) -> None:
         while (group := self._take_group()) is not None:
+            if not group:
+                self._recover()
+                continue
             started = time.perf_counter()
             try:
                 self._write(group)
             except Exception as exc:  # one bad batch must not fail its neighbours
+                failure = disk_failure(exc)
+                if failure is not None:
+                    self._rollback()
+                    self._disk_failed(failure, group)
+                    continue
                 log.warning("group commit of %d batches failed (%s); retrying one by one",
                             len(group), exc)
                 self._rollback()
@@ -208,6 +247,42 @@ class Writer:
             else:
                 self._finish(group, None)
             self.stats.last_commit_seconds = time.perf_counter() - started
+
+    def _disk_failed(self, failure: DiskFailure, group: list[_Pending]) -> None:
+        """The group's commit failed on the disk: it and everything queued fail (their
+        senders retry); more writes are refused until ``_recover`` succeeds."""
+        self.stats.disk_failures += 1
+        self.stats.failed_batches += len(group)
+        if self._recovery is None:
+            self._finish(group, StoreUnavailable(failure.reason))
+            return
+        log.error("%s", failure.reason)
+        self._fail_all(failure, group)
+
+    def _fail_all(self, failure: DiskFailure, group: list[_Pending]) -> None:
+        with self._cond:
+            if self._failure is None or failure.invalidated:
+                self._failure = failure
+            queued, self._queue = self._queue, []
+            self._cond.notify_all()
+        self._finish(group + queued, StoreUnavailable(failure.reason))
+
+    def _recover(self) -> None:
+        """Wait until the disk takes writes again (reopening the database if need be)."""
+        assert self._recovery is not None
+        while True:
+            with self._cond:
+                if self._closing:
+                    return
+                self._cond.wait(self._recovery.interval)
+                if self._closing:
+                    return
+                failure = self._failure
+            if failure is None or self._recovery.attempt(failure):
+                with self._cond:
+                    if self._failure is failure:  # not replaced by a worse one meanwhile
+                        self._failure = None
+                        return
 
     def _finish(self, group: list[_Pending], error: BaseException | None) -> None:
         with self._cond:
