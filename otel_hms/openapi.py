@@ -50,6 +50,8 @@ _SERIES = {
         "step_ms": {"type": "integer"},
         "source": {"type": "string", "enum": ["raw", "1m", "1h"],
                    "description": "raw points or the roll-up the answer came from"},
+        "now_ms": {"type": "integer", "description": "the server's clock when it answered, "
+                   "unix ms (a live chart's window follows it, whatever the client's clock)"},
         "series": {"type": "array", "items": {
             "type": "object",
             "properties": {
@@ -154,7 +156,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/metrics": {"get": {
                 "summary": "every metric: name, kind, unit, description, temporality, "
                            "monotonic, series count, first and last point time",
-                "responses": {"200": {"description": "{metrics: [...]}"},
+                "responses": {"200": {"description": "{metrics: [...], now_ms: the "
+                                                     "server's clock}"},
                               "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
             "/api/v1/sql": {"post": {
                 "summary": "one read-only SELECT; no files, network, writes or settings; "

@@ -113,6 +113,9 @@ class QueryService:
             "metric": spec.metric, "kind": kind, "agg": spec.agg,
             "start_ms": _ms(spec.start), "end_ms": _ms(spec.end),
             "step_ms": int(spec.step.total_seconds() * 1000), "source": source,
+            # The server's clock: a page moves its live window by it, not by its own clock,
+            # which may be minutes off (points outside the window would vanish from charts).
+            "now_ms": _ms(dt.datetime.now(dt.UTC)),
             "series": series,
         }
 
@@ -223,7 +226,8 @@ def routes_handlers(service: QueryService, authorized: Callable[[Request], bool]
         if not authorized(request):
             return unauthorized()
         try:
-            return JSONResponse({"metrics": await asyncio.to_thread(service.metrics)})
+            return JSONResponse({"metrics": await asyncio.to_thread(service.metrics),
+                                 "now_ms": _ms(dt.datetime.now(dt.UTC))})
         except QueryError as exc:
             return JSONResponse({"error": str(exc)}, 400)
 

@@ -92,7 +92,7 @@ def latency(points: list[tuple[dict[str, str], float, float]]) -> metrics_pb2.Me
 
 
 def explore_values(tab: Tab) -> list[tuple[str, list[float]]]:
-    series = tab.js("() => window.otelHms.views.explore.chart.view.series"
+    series = tab.js("() => (window.otelHms.views.explore.chart?.view.series || [])"
                     ".map(s => [s.label, s.points.filter(p => p[1] !== null).map(p => p[1])])")
     return [(label, values) for label, values in series]
 
@@ -189,6 +189,77 @@ def test_the_keyboard_alone_reaches_a_chart(start_server: StartServer, tab: Tab)
     page.focus(".legend-item")
     page.keyboard.press("Enter")  # hides the series; the legend says so
     assert page.locator(".legend-item").get_attribute("aria-pressed") == "false"
+    assert tab.errors == []
+
+
+def test_a_browser_clock_minutes_ahead_still_shows_the_points(start_server: StartServer,
+                                                               tab: Tab) -> None:
+    """The demo's p99 showed "No data in this range" while /api/v1/query had its points: the
+    live window moved by the browser's clock, and one 10 minutes ahead of the server's
+    dropped every point of "the last 5 minutes" at the window's first move (after 5 s).
+    The window follows the server's clock (``now_ms`` in its answers) instead."""
+    server = start_server()
+    apply = {"route": "/apply"}
+    send(server, histogram_metric("request_latency_seconds", [
+        histogram_point(apply, ago(60), [0.5, 1, 2, 5], [0, 0, 0, 10, 0], start=ago(70)),
+        histogram_point(apply, ago(30), [0.5, 1, 2, 5], [10, 0, 0, 0, 0], start=ago(60)),
+    ], DELTA), service="permits")
+    page = tab.page
+    page.clock.install(time=time.time() + 600)  # this browser's clock: 10 minutes ahead
+    page.clock.resume()
+    page.goto(f"http://{server.api}/#/explore?metric=request_latency_seconds&agg=p99&by=route"
+              "&range=5m")
+    # p99: 2 s + 0.99 of the (2, 5] bucket, then 0.99 of the [0, 0.5] one
+    answer = [("route=/apply", [4.97, 0.495])]
+    wait_until(lambda: explore_values(tab) == answer, message="the p99 points on the chart")
+    page.clock.run_for(11_000)  # two moves of the live window
+    assert explore_values(tab) == answer
+    assert page.locator(".chart-empty").is_hidden()
+    assert tab.errors == []
+
+
+def test_the_range_follows_the_data_and_the_address(start_server: StartServer,
+                                                    tab: Tab) -> None:
+    """Without a chosen range a chart spans the data (two minutes of points fill it instead
+    of an hour squeezing them to the right edge); ``?range=`` in the address sets it."""
+    server = start_server("--dashboards", str(EXAMPLE_DASHBOARDS))
+    permits_data(server)  # the first point is 90 s old: whole minutes, 2m
+    page = tab.page
+    page.goto(f"http://{server.api}/#/dashboards/permits")
+    page.wait_for_selector("article.panel")
+    views = "window.otelHms.views.dashboards.panels"
+
+    def ranges() -> list[Any]:
+        return tab.js(f"() => {views}.map(p => p.params ? p.params.range : p.rangeSeconds)")
+
+    assert page.locator("#dashboard-range").input_value() == "2m"
+    assert ranges() == ["2m", "2m", "2m", "2m", 120, 120]
+    assert tab.js("() => location.hash") == "#/dashboards/permits"
+
+    page.select_option("#dashboard-range", "6h")  # a choice goes into the address
+    wait_until(lambda: tab.js("() => location.hash") == "#/dashboards/permits?range=6h",
+               message="the chosen range in the address")
+    assert ranges() == ["6h"] * 4 + [21600] * 2
+
+    tab.js("() => { location.hash = '#/dashboards/permits?range=15m'; }")  # an edited link
+    wait_until(lambda: page.locator("#dashboard-range").input_value() == "15m",
+               message="the address's range in the picker")
+    assert ranges() == ["15m"] * 4 + [900] * 2
+    page.goto(f"http://{server.api}/#/dashboards/permits?range=90s")  # any duration
+    page.wait_for_selector("article.panel")
+    assert page.locator("#dashboard-range").input_value() == "90s"
+    assert ranges() == ["90s"] * 4 + [90] * 2
+
+    page.goto(f"http://{server.api}/#/explore?metric=satisfaction_score")  # 20 s of points
+    page.wait_for_selector(".legend-item")
+    assert page.locator("#range").input_value() == "1m"
+    assert tab.js("() => window.otelHms.views.explore.chart.params.range") == "1m"
+    assert "range=" not in tab.js("() => location.hash")  # a default is not pinned
+    page.goto(f"http://{server.api}/#/explore?metric=satisfaction_score&range=15m")
+    page.wait_for_selector(".legend-item")
+    assert page.locator("#range").input_value() == "15m"
+    assert tab.js("() => window.otelHms.views.explore.chart.params.range") == "15m"
+    assert "range=15m" in tab.js("() => location.hash")
     assert tab.errors == []
 
 

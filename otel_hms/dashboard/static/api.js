@@ -2,6 +2,8 @@
 // bearer token when one is set (EventSource cannot send headers, so the stream is read with
 // fetch). On 401 the page asks for the token once and retries.
 
+import { noteClock } from "./clock.js";
+
 const TOKEN_KEY = "otel-hms-token";
 let askToken = null; // set by the app: () => Promise<string|null>
 let pendingAsk = null;
@@ -59,6 +61,7 @@ async function json(response) {
     throw new ApiError(response.status, `HTTP ${response.status}: the answer is not JSON`);
   }
   if (!response.ok) throw new ApiError(response.status, body.error || `HTTP ${response.status}`);
+  noteClock(body);
   return body;
 }
 
@@ -121,6 +124,7 @@ function dispatch(block, onPoints, onError) {
   }
   if (!data.length) return;
   const body = JSON.parse(data.join("\n"));
+  noteClock(body);
   if (event === "points") onPoints(body);
   else if (event === "error") onError(body.error);
 }

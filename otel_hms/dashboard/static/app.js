@@ -29,7 +29,10 @@ function askToken() {
 function route() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
   const next = name in views ? name : "explore";
-  if (next === current) return;
+  if (next === current) { // an edited or pasted address: the view follows it if it can
+    if (views[next].hashChanged) views[next].hashChanged();
+    return;
+  }
   if (current) views[current].hide();
   live.clear();
   for (const [key, view] of Object.entries(views)) view.root.hidden = key !== next;

@@ -3,14 +3,14 @@
 import * as api from "./api.js";
 import { errorBox, h } from "./dom.js";
 import { aggUnit, unitLabel } from "./format.js";
-import { RANGES } from "./explore.js";
 import { MetricChart, SqlPanel, seconds } from "./panels.js";
+import { coveredRange, rangeChoices, rangeFromHash } from "./ranges.js";
 
 export class DashboardsView {
   constructor(root) {
     this.root = root;
     this.panels = [];
-    this.range = null;
+    this.range = null; // chosen in the picker or the address; else the span the data covers
   }
 
   async show() {
@@ -24,10 +24,25 @@ export class DashboardsView {
       return;
     }
     this.units = Object.fromEntries(metrics.metrics.map((m) => [m.name, m.unit]));
+    this.firstSeen = Object.fromEntries(metrics.metrics.map((m) => [m.name, m.first_seen]));
     this.listing = listing;
     const id = (location.hash.split("/")[2] || "").split("?")[0];
     const chosen = listing.dashboards.find((d) => d.id === id) || listing.dashboards[0];
+    this.range = rangeFromHash();
     this.render(chosen);
+  }
+
+  /** The address changed while a dashboard shows (a pasted or edited link): follow it. */
+  hashChanged() {
+    this.hide();
+    this.show();
+  }
+
+  /** The chosen range, else back to the first point of the panels' metrics, at most the
+   * file's `range` (1h unless it says otherwise); SQL panels' data cannot be known here. */
+  rangeOf(dashboard) {
+    return this.range || coveredRange(dashboard.panels.map((p) => this.firstSeen[p.metric]),
+      dashboard.range);
   }
 
   hide() {
@@ -45,14 +60,13 @@ export class DashboardsView {
           " pointing at a directory of dashboard YAML files (see the README's Dashboard section).")));
       return;
     }
-    if (location.hash.split("?")[0] !== `#/dashboards/${dashboard.id}`) {
-      history.replaceState(null, "", `#/dashboards/${dashboard.id}`);
-    }
-    const range = this.range || dashboard.range;
+    const address = `#/dashboards/${dashboard.id}${this.range ? `?range=${this.range}` : ""}`;
+    if (location.hash !== address) history.replaceState(null, "", address);
+    const range = this.rangeOf(dashboard);
     const picker = h("select", { id: "dashboard-pick", "aria-label": "Dashboard",
       onchange: (e) => { this.range = null; this.render(this.listing.dashboards.find((d) => d.id === e.target.value)); } },
     this.listing.dashboards.map((d) => h("option", { value: d.id, selected: d.id === dashboard.id, text: d.title })));
-    const ranges = RANGES.includes(range) ? RANGES : [range, ...RANGES];
+    const ranges = rangeChoices(range);
     const rangePick = h("select", { id: "dashboard-range", "aria-label": "Time range",
       onchange: (e) => { this.range = e.target.value; this.render(dashboard); } },
     ranges.map((r) => h("option", { value: r, selected: r === range, text: `last ${r}` })));

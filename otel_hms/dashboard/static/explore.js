@@ -3,9 +3,10 @@
 import * as api from "./api.js";
 import { errorBox, h } from "./dom.js";
 import { aggUnit, ago, unitLabel } from "./format.js";
-import { MetricChart } from "./panels.js";
+import { MetricChart, seconds } from "./panels.js";
+import { coveredRange, rangeChoices, rangeFromHash } from "./ranges.js";
 
-export const RANGES = ["5m", "15m", "1h", "6h", "24h", "7d", "30d"];
+export { RANGES } from "./ranges.js";
 const AGGS = {
   counter: ["rate", "increase", "sum", "avg", "min", "max", "last", "count"],
   number: ["avg", "sum", "min", "max", "last", "count"],
@@ -49,17 +50,32 @@ export class ExploreView {
     this.root = root;
     this.metrics = [];
     this.chart = null;
-    this.state = { metric: null, agg: null, by: [], where: "", range: "1h", start: "", end: "" };
+    // range null: not chosen, so the span the metric's data covers (at most 1h)
+    this.state = { metric: null, agg: null, by: [], where: "", range: null, start: "", end: "" };
   }
 
   async show() {
     const params = readHash();
-    for (const key of ["metric", "agg", "where", "range", "start", "end"]) {
+    for (const key of ["metric", "agg", "where", "start", "end"]) {
       if (params.get(key)) this.state[key] = params.get(key);
     }
+    if (rangeFromHash()) this.state.range = rangeFromHash();
     if (params.get("by")) this.state.by = params.get("by").split(",").filter(Boolean);
     this.root.replaceChildren(this.layout());
     await this.loadMetrics();
+  }
+
+  /** The address changed while Explore shows (a pasted or edited link): follow it. */
+  hashChanged() {
+    this.hide();
+    this.state = { metric: null, agg: null, by: [], where: "", range: null, start: "", end: "" };
+    this.show();
+  }
+
+  /** The chosen range, else the one the metric's points cover (at most 1h). */
+  range() {
+    const chosen = this.state.range;
+    return chosen && seconds(chosen) ? chosen : coveredRange([this.metric && this.metric.first_seen], "1h");
   }
 
   hide() {
@@ -154,7 +170,7 @@ export class ExploreView {
       if (e.target.value !== "custom") { this.state.start = ""; this.state.end = ""; }
       this.renderForm();
       if (e.target.value !== "custom") this.run();
-    } }, [...RANGES.map((r) => h("option", { value: r, selected: !this.state.start && r === this.state.range, text: `last ${r}` })),
+    } }, [...rangeChoices(this.range()).map((r) => h("option", { value: r, selected: !this.state.start && r === this.range(), text: `last ${r}` })),
       h("option", { value: "custom", selected: Boolean(this.state.start) || this.state.range === "custom", text: "custom…" })]);
     const custom = (this.state.range === "custom" || this.state.start) ? h("div", { class: "custom-range" },
       field("From", h("input", { id: "start", type: "datetime-local", step: "1", value: this.state.start }), "start"),
@@ -188,7 +204,7 @@ export class ExploreView {
       p.start = new Date(this.state.start).toISOString();
       p.end = new Date(this.state.end).toISOString();
     } else {
-      p.range = RANGES.includes(this.state.range) ? this.state.range : "1h";
+      p.range = this.range();
     }
     return p;
   }
@@ -198,6 +214,7 @@ export class ExploreView {
     const params = this.params();
     const hash = new URLSearchParams({ ...params });
     if (params.start) { hash.set("start", this.state.start); hash.set("end", this.state.end); }
+    if (!seconds(this.state.range)) hash.delete("range"); // a default follows the data next time
     history.replaceState(null, "", `#/explore?${hash}`);
     if (this.chart) this.chart.stop();
     this.card.replaceChildren();

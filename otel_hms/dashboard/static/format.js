@@ -1,5 +1,7 @@
 // Numbers with their OpenTelemetry units (UCUM): s, ms, us, ns, By, KiBy, %, 1, {things}.
 
+import { serverNow } from "./clock.js";
+
 const TIME_UNITS = { ns: 1e-9, us: 1e-6, "μs": 1e-6, ms: 1e-3, s: 1, min: 60, h: 3600, d: 86400 };
 const BYTE_UNITS = { By: 1, KBy: 1e3, MBy: 1e6, GBy: 1e9, KiBy: 1024, MiBy: 1024 ** 2, GiBy: 1024 ** 3 };
 
@@ -83,7 +85,7 @@ export function dateTime(ms) {
 }
 
 /** "3 min ago", "2 h ago" for an ISO time or epoch ms. */
-export function ago(when, now = Date.now()) {
+export function ago(when, now = serverNow()) {
   const ms = typeof when === "number" ? when : Date.parse(when);
   if (!Number.isFinite(ms)) return "–";
   const s = Math.max(0, Math.round((now - ms) / 1000));

@@ -2,6 +2,7 @@
 
 import * as api from "./api.js";
 import { TimeChart } from "./chart.js";
+import { serverNow } from "./clock.js";
 import { errorBox, h, status } from "./dom.js";
 import { labelText, withUnit } from "./format.js";
 import * as live from "./live.js";
@@ -71,7 +72,7 @@ export class MetricChart {
     if (this.type === "chart" && !fixed) {
       this.tick = setInterval(() => {
         if (!live.isLive() || this.span === null) return;
-        this.end = Math.max(this.end, Date.now());
+        this.end = Math.max(this.end, serverNow());
         this.view.setRange(this.end - this.span, this.end);
       }, 5000);
     }
@@ -210,7 +211,7 @@ export class SqlPanel {
       this.message.replaceChildren(errorBox("a chart panel's SQL needs a time column (e.g. TimeUnix)"));
       return;
     }
-    const end = Date.now();
+    const end = serverNow();
     this.view.setData(series, end - this.rangeSeconds * 1000, end);
   }
 }
