@@ -132,7 +132,8 @@ class Server:
             Retention(raw=raw_retention, minute=duration_setting(s, "retention_1m"),
                       hour=duration_setting(s, "retention_1h")),
             delay=duration_setting(s, "rollup_delay") or dt.timedelta(0),
-            interval=s["rollup_interval_seconds"], on_error=self.writer.store_failed)
+            interval=s["rollup_interval_seconds"], on_error=self.writer.store_failed,
+            horizon=self.writer.horizon)
         self.maintenance.start()
         self.queries = QueryService(self.con, s["sql_timeout_seconds"],
                                     self.maintenance.known_watermarks, raw_retention)

@@ -53,7 +53,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention_1m", "90d", "how long 1-minute roll-ups are kept (forever to keep all)"),
     Setting("retention_1h", "forever", "how long 1-hour roll-ups are kept"),
     Setting("rollup_delay", "2m", "minutes are rolled up this long after they end; points "
-            "arriving later stay raw but miss the roll-ups"),
+            "arriving later are folded in by the next pass"),
     Setting("rollup_interval_seconds", 30.0, "how often roll-ups and retention run", float),
     Setting("log_level", "info", "debug, info, warning or error"),
     Setting("export_root", None, "POST /api/v1/export (otel-hms export through the server) "

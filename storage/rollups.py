@@ -6,11 +6,13 @@ max, last and the counter increase for numbers, the bucket increases for histogr
 their own retention (the 1-hour ones forever by default).
 
 Each roll-up has a watermark in ``otel_hms_meta`` (``rollup_1m_until``): every bucket before
-it is complete.  A pass rolls up closed minutes older than ``delay`` (late points arriving
-after that are kept raw but miss the roll-up) in slices of at most ``SLICE``, each slice one
-short transaction with its watermark, so a crash never double-counts and ingest is never
-held up for long.  Deletions go oldest first, an hour per transaction, and never remove raw
-points that are not rolled up yet.
+it is complete.  A pass rolls up closed minutes older than ``delay`` in slices of at most
+``SLICE``, each slice one short transaction with its watermark (storage/rollup_steps.py), so
+a crash never double-counts and ingest is never held up for long; then it folds the points
+that arrived late, for minutes already rolled up, into the roll-ups (storage/late_fold.py).
+Deletions go oldest first, an hour per transaction, and never remove raw points that are not
+rolled up yet; raw points go in whole hours and never at or after the minute of a late point
+not folded in yet, whose recomputation needs its hour's points.
 """
 
 from __future__ import annotations
@@ -20,23 +22,32 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
-from . import sql_helpers, sum_chain
-from .schema import LIST_BUCKETS, POINT_TABLES
+from . import sum_chain
+from .late_fold import fold_late_points
+from .late_points import LATE_TABLE, Horizon
+from .rollup_steps import (
+    HOUR,
+    MINUTE,
+    SLICE,
+    floor,
+    roll_up_hours,
+    roll_up_minutes,
+    set_watermark,
+    transaction,
+    watermark,
+)
+from .schema import POINT_TABLES
 
 log = logging.getLogger("otel_hms.rollups")
 
-MINUTE = dt.timedelta(minutes=1)
-HOUR = dt.timedelta(hours=1)
-SLICE = dt.timedelta(hours=6)
-# Counter baselines for the first points of a slice are looked for this far back.
-LOOKBACK = dt.timedelta(hours=1)
 _POINT_TABLES = tuple(POINT_TABLES.values())
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -53,19 +64,9 @@ class MaintenanceStats:
     passes: int = 0
     last_pass_seconds: float = 0.0
     rows_deleted: int = 0
+    late_minutes_folded: int = 0  # (series, minute) marks of late points folded in
     last_error: str | None = None
     watermarks: dict[str, str | None] = field(default_factory=dict)
-
-
-def _floor(t: dt.datetime, unit: dt.timedelta) -> dt.datetime:
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return epoch + ((t - epoch) // unit) * unit
-
-
-def watermark(cur: duckdb.DuckDBPyConnection, resolution: str) -> dt.datetime | None:
-    row = cur.execute("SELECT max(value)::TIMESTAMPTZ FROM otel_hms_meta WHERE key = ?",
-                      [f"rollup_{resolution}_until"]).fetchone()
-    return row[0] if row and row[0] is not None else None
 
 
 def _oldest(cur: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> dt.datetime | None:
@@ -89,90 +90,34 @@ def _next_minute_rollup(cur: duckdb.DuckDBPyConnection, since: dt.datetime
     return min(times) if times else None
 
 
-@contextlib.contextmanager
-def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """One roll-up step and its watermark commit together or not at all."""
-    cur.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        cur.execute("ROLLBACK")
-        raise
-    cur.execute("COMMIT")
-
-
-def roll_up_minutes(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.datetime) -> None:
-    """Roll raw points in [lo, hi) up to minutes and move the watermark, in one transaction."""
-    period = hi - lo
-    with _transaction(cur):
-        cur.execute("""
-            INSERT INTO rollup_1m_number
-            WITH nums AS (
-                SELECT series_id, time_bucket(INTERVAL 1 MINUTE, time) AS time,
-                       count(*) AS count, sum(v) AS sum, min(v) AS min, max(v) AS max,
-                       arg_max(v, time) AS last, max(time) AS last_time
-                FROM otel_number_points(NULL, $lo, $hi)
-                GROUP BY ALL
-            ), incs AS (
-                SELECT series_id, time_bucket(INTERVAL 1 MINUTE, time) AS time,
-                       sum(delta) AS increase
-                FROM otel_sum_increments(NULL, $period, until := $hi, lookback := $lookback)
-                WHERE delta IS NOT NULL
-                GROUP BY ALL
-            )
-            SELECT series_id, time, count, sum, min, max, last, last_time, increase
-            FROM nums LEFT JOIN incs USING (series_id, time)
-        """, {"lo": lo, "hi": hi, "period": period, "lookback": LOOKBACK})
-        cur.execute("INSERT INTO rollup_1m_histograms " + LIST_BUCKETS.format(rows="""
-            SELECT series_id, time_bucket(INTERVAL 1 MINUTE, time) AS time, lower, upper,
-                   sum(n) AS n
-            FROM otel_bucket_increments(NULL, $period, until := $hi, lookback := $lookback)
-            WHERE n IS NOT NULL
-            GROUP BY ALL
-        """), {"hi": hi, "period": period, "lookback": LOOKBACK})
-        _set_watermark(cur, "1m", hi)
-
-
-def roll_up_hours(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.datetime) -> None:
-    """Merge minute roll-ups in [lo, hi) into hours and move the watermark."""
-    with _transaction(cur):
-        cur.execute("""
-            INSERT INTO rollup_1h_number
-            SELECT series_id, time_bucket(INTERVAL 1 HOUR, time), sum(count), sum(sum),
-                   min(min), max(max), arg_max(last, last_time), max(last_time), sum(increase)
-            FROM rollup_1m_number WHERE time >= $lo AND time < $hi
-            GROUP BY ALL
-        """, {"lo": lo, "hi": hi})
-        cur.execute("INSERT INTO rollup_1h_histograms " + LIST_BUCKETS.format(rows="""
-            SELECT series_id, time_bucket(INTERVAL 1 HOUR, time) AS time, lower, upper,
-                   sum(n) AS n
-            FROM (SELECT series_id, time, unnest(lower) AS lower, unnest(upper) AS upper,
-                         unnest(n) AS n
-                  FROM rollup_1m_histograms WHERE time >= $lo AND time < $hi)
-            GROUP BY ALL
-        """), {"lo": lo, "hi": hi})
-        _set_watermark(cur, "1h", hi)
-
-
-def _set_watermark(cur: duckdb.DuckDBPyConnection, resolution: str, until: dt.datetime) -> None:
-    cur.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES (?, ?)",
-                [f"rollup_{resolution}_until", until.astimezone(dt.UTC).isoformat()])
-    sql_helpers.install_watermarks(cur)
-
-
-def _delete_before(cur: duckdb.DuckDBPyConnection, table: str, cutoff: dt.datetime) -> int:
-    """Delete rows older than ``cutoff``, an hour of data per transaction."""
+def _delete_before(cur: duckdb.DuckDBPyConnection, table: str, cutoff: dt.datetime,
+                   bound: Callable[[duckdb.DuckDBPyConnection], dt.datetime | None] | None
+                   = None) -> int:
+    """Delete rows older than ``cutoff``, an hour of data per transaction; never at or
+    after what ``bound`` reads inside that transaction (so from the rows it deletes)."""
     deleted = 0
     while True:
         oldest = cur.execute(f"SELECT min(time) FROM {table}").fetchone()
         if not oldest or oldest[0] is None or oldest[0] >= cutoff:
             return deleted
-        upto = min(cutoff, _floor(oldest[0], HOUR) + HOUR)
-        with _transaction(cur):
+        upto = min(cutoff, floor(oldest[0], HOUR) + HOUR)
+        with transaction(cur):
+            limit = bound(cur) if bound is not None else None
+            held = limit is not None and limit < upto
+            if limit is not None and held:
+                upto = limit
             row = cur.execute(f"DELETE FROM {table} WHERE time < ?", [upto]).fetchone()
             if table == "points_sum":
                 _forget_deleted_baselines(cur, upto)
         deleted += int(row[0]) if row else 0
+        if held:
+            return deleted
+
+
+def _oldest_late_hour(cur: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """The hour of the oldest late point not folded in yet: its raw points must stay."""
+    row = cur.execute(f"SELECT min(minute) FROM {LATE_TABLE}").fetchone()
+    return floor(row[0], HOUR) if row and row[0] is not None else None
 
 
 def _forget_deleted_baselines(cur: duckdb.DuckDBPyConnection, upto: dt.datetime) -> None:
@@ -188,10 +133,13 @@ class Maintenance:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, retention: Retention,
                  delay: dt.timedelta = dt.timedelta(minutes=2), interval: float = 30.0,
-                 on_error: Callable[[duckdb.Error], None] | None = None) -> None:
+                 on_error: Callable[[duckdb.Error], None] | None = None,
+                 horizon: Horizon | None = None) -> None:
         self._con = con
         self.cur = con.cursor()
         self.on_error = on_error  # told of a failed pass (the writer watches for a full disk)
+        # The writer's (``Writer.horizon``), so that it marks the points that come late.
+        self.horizon = horizon if horizon is not None else Horizon()
         self.retention = retention
         self.delay = delay
         self.interval = interval
@@ -247,21 +195,24 @@ class Maintenance:
             log.debug("no cursor for the roll-ups yet: %s", exc)
 
     def run_once(self, now: dt.datetime) -> None:
-        """Catch the roll-ups up to ``now - delay``, then apply retention."""
+        """Catch the roll-ups up to ``now - delay``, fold late points in, then apply
+        retention."""
         cur = self.cur
-        closed = _floor(now - self.delay, MINUTE)
+        closed = floor(now - self.delay, MINUTE)
+        # Before reading any point: from here on the writer marks points before ``closed``.
+        self.horizon.advance((closed - _EPOCH) // dt.timedelta(microseconds=1) * 1000)
         lo = watermark(cur, "1m")
         if lo is None:
             oldest = _oldest(cur, _POINT_TABLES)
-            lo = _floor(oldest, MINUTE) if oldest else None
+            lo = floor(oldest, MINUTE) if oldest else None
         while lo is not None and lo < closed and not self._stop.is_set():
             following = _next_point(cur, lo)
             if following is None or following >= closed:
-                with _transaction(cur):  # nothing to roll up before ``closed``
-                    _set_watermark(cur, "1m", closed)
+                with transaction(cur):  # nothing to roll up before ``closed``
+                    set_watermark(cur, "1m", closed)
                 break
             if following >= lo + SLICE:  # skip a long gap in one step
-                lo = _floor(following, MINUTE)
+                lo = floor(following, MINUTE)
             hi = min(closed, lo + SLICE)
             roll_up_minutes(cur, lo, hi)
             lo = hi
@@ -270,19 +221,21 @@ class Maintenance:
             hour_lo = watermark(cur, "1h")
             if hour_lo is None:
                 oldest = _oldest(cur, ("rollup_1m_number", "rollup_1m_histograms"))
-                hour_lo = _floor(oldest, HOUR) if oldest else _floor(minute_mark, HOUR)
-            hour_hi = _floor(minute_mark, HOUR)
+                hour_lo = floor(oldest, HOUR) if oldest else floor(minute_mark, HOUR)
+            hour_hi = floor(minute_mark, HOUR)
             while hour_lo < hour_hi and not self._stop.is_set():
                 following = _next_minute_rollup(cur, hour_lo)
                 if following is None or following >= hour_hi:
-                    with _transaction(cur):  # no minutes to merge before ``hour_hi``
-                        _set_watermark(cur, "1h", hour_hi)
+                    with transaction(cur):  # no minutes to merge before ``hour_hi``
+                        set_watermark(cur, "1h", hour_hi)
                     break
                 if following >= hour_lo + 24 * HOUR:  # skip a long gap in one step
-                    hour_lo = _floor(following, HOUR)
+                    hour_lo = floor(following, HOUR)
                 step_hi = min(hour_hi, hour_lo + 24 * HOUR)
                 roll_up_hours(cur, hour_lo, step_hi)
                 hour_lo = step_hi
+        self.stats.late_minutes_folded += fold_late_points(cur, now, self.retention.minute,
+                                                           self._stop)
         self._apply_retention(now)
         self.stats.watermarks = {k: v.isoformat() if v else None
                                  for k, v in self.watermarks().items()}
@@ -291,10 +244,12 @@ class Maintenance:
         r = self.retention
         marks = self.watermarks()
         if r.raw is not None and marks["1m"] is not None:
-            # Never drop raw points the minute roll-ups have not taken in yet.
-            cutoff = min(now - r.raw, marks["1m"])
+            # Never drop raw points the minute roll-ups have not taken in yet, nor the hour
+            # of a late point still to fold in; whole hours, which a fold may recompute.
+            cutoff = floor(min(now - r.raw, marks["1m"]), HOUR)
             for table in _POINT_TABLES:
-                self.stats.rows_deleted += _delete_before(self.cur, table, cutoff)
+                self.stats.rows_deleted += _delete_before(self.cur, table, cutoff,
+                                                          _oldest_late_hour)
         if r.minute is not None and marks["1h"] is not None:
             cutoff = min(now - r.minute, marks["1h"])
             for table in ("rollup_1m_number", "rollup_1m_histograms"):
@@ -306,5 +261,7 @@ class Maintenance:
     def status(self) -> dict[str, Any]:
         return {"passes": self.stats.passes,
                 "last_pass_seconds": round(self.stats.last_pass_seconds, 3),
-                "rows_deleted": self.stats.rows_deleted, "last_error": self.stats.last_error,
+                "rows_deleted": self.stats.rows_deleted,
+                "late_minutes_folded": self.stats.late_minutes_folded,
+                "last_error": self.stats.last_error,
                 "watermarks": self.stats.watermarks}

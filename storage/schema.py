@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import duckdb
 
-from . import nested_columns, sql_helpers, sum_chain
+from . import late_points, nested_columns, sql_helpers, sum_chain
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 # 1 -> 2: histogram roll-ups hold one row per series and minute/hour with lists of bucket
 # bounds and increases (``rollup_*_histograms``), not one row per bucket (``rollup_*_buckets``,
 # now a view): 15 times fewer rows for the quantile helpers to scan, join and group.
@@ -23,6 +23,9 @@ SCHEMA_VERSION = "4"
 # bucket layouts apart without hashing every row's lists (otel_hms/rollup_quantiles.py).
 # 3 -> 4: sum points store their increase and the time of their series' previous point
 # (storage/sum_chain.py), so rates need no window over the points; ``sum_chain_breaks``.
+# 4 -> 5: ``rollup_late_points`` marks minutes whose roll-ups a late point changes
+# (storage/late_points.py); an older otel-hms would neither fold them in nor spare the raw
+# points they need from retention, so it must not open the store.
 
 EXEMPLAR_TYPE = (
     "STRUCT(filtered_attributes JSON, time_unix_nano BIGINT, value DOUBLE, value_int BIGINT,"
@@ -81,6 +84,7 @@ TABLES: dict[str, str] = {
         {", ".join(f"{name} {kind}" for name, kind in sum_chain.COLUMNS.items())}
     """,
     sum_chain.BREAKS_TABLE: sum_chain.BREAKS_COLUMNS,
+    late_points.LATE_TABLE: late_points.LATE_COLUMNS,
     "points_histogram": _POINT_PREFIX + f"""
         count UBIGINT NOT NULL,
         sum DOUBLE,
@@ -380,6 +384,7 @@ _MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     2: _migrate_histogram_rollups,
     3: _add_layouts,
     4: _migrate_sum_chain,
+    5: lambda con: None,  # the table of late points is created with the others
 }
 
 

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from otel_hms.receiver.decode import DecodedBatch
 
-from . import sum_chain
+from . import late_points, sum_chain
 from .arrow_batches import points_table, series_table
 from .disk_failure import DiskFailure, Recovery, StoreUnavailable, disk_failure
 from .old_points import OldPointCheck
@@ -84,6 +84,7 @@ class WriterStats:
     failed_batches: int = 0
     disk_failures: int = 0
     last_commit_seconds: float = 0.0
+    late_points: int = 0  # committed for minutes already rolled up (storage/late_points.py)
 
 
 class Writer:
@@ -92,12 +93,15 @@ class Writer:
     def __init__(self, con: duckdb.DuckDBPyConnection, known: set[int],
                  max_pending_points: int = 2_000_000,
                  old_points: OldPointCheck | None = None,
-                 recovery: Recovery | None = None) -> None:
+                 recovery: Recovery | None = None,
+                 horizon: late_points.Horizon | None = None) -> None:
         self._con = con
         self.old_points = old_points
         # Without a recovery (embedded mode), a failed write fails only its batch.
         self._recovery = recovery
         self._failure: DiskFailure | None = None
+        # Shared with the roll-up pass (``Maintenance``) so late points are marked.
+        self.horizon = horizon if horizon is not None else late_points.Horizon.load(con)
         self.known = known
         self._tails = sum_chain.Tails.load(con)
         self.max_pending_points = max_pending_points
@@ -311,15 +315,20 @@ class Writer:
                 series.append(item.series)
         self._check_needs(group)
         con = self._con
-        con.execute("BEGIN")
-        new_ids = self._insert_series(series)
-        tails = None
-        for kind, tables in by_kind.items():
-            table = pa.concat_tables(tables)
-            if kind == "sum":
-                table, tails = self._chain(table)
-            self._append(POINT_TABLES[kind], table)
-        con.execute("COMMIT")
+        late = 0
+        with self.horizon.lock:  # from reading the horizon to COMMIT (late_points.py)
+            until = self.horizon.until_ns
+            con.execute("BEGIN")
+            new_ids = self._insert_series(series)
+            tails = None
+            for kind, tables in by_kind.items():
+                table = pa.concat_tables(tables)
+                if kind == "sum":
+                    table, tails = self._chain(table)
+                self._append(POINT_TABLES[kind], table)
+                if kind in late_points.ROLLED_KINDS:
+                    late += self._mark_late(table, until)
+            con.execute("COMMIT")
         self.known.update(new_ids)
         if tails is not None:
             self._tails.apply(tails)
@@ -328,6 +337,15 @@ class Writer:
         self.stats.batches_committed += len(group)
         self.stats.commits += 1
         self.stats.series_created += len(new_ids)
+        self.stats.late_points += late
+
+    def _mark_late(self, table: pa.Table, until: int | None) -> int:
+        """Mark the minutes of points before the roll-up horizon; returns how many were."""
+        found = late_points.marks(table, until)
+        if found is None:
+            return 0
+        self._con.from_arrow(found[0]).insert_into(late_points.LATE_TABLE)
+        return found[1]
 
     def _chain(self, table: pa.Table) -> tuple[pa.Table, sum_chain.Tails]:
         """Sum points with their stored increases; the chain's tails move after COMMIT."""

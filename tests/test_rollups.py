@@ -108,14 +108,15 @@ def test_retention_keeps_what_is_not_rolled_up(tmp_path: Path) -> None:
                                          minute=dt.timedelta(minutes=30), hour=None),
                         delay=dt.timedelta(minutes=5))
         m.run_once(dt.datetime.fromtimestamp(at(7200) / 1e9, dt.UTC))
-        # raw older than 30 minutes is gone; minute roll-ups older than the hour watermark
-        # (1 h) and 30 minutes are gone; the hour roll-ups keep everything.
+        # raw older than 30 minutes is gone in whole hours (the first hour); minute roll-ups
+        # older than the hour watermark (1 h) and 30 minutes are gone; the hour roll-ups
+        # keep everything.
         assert s.rows("SELECT min(time_unix_nano) AS t, count(*) AS n FROM points_gauge") == [
-            {"t": at(5400), "n": 30}]
+            {"t": at(3600), "n": 60}]
         assert s.rows("SELECT min(time) = TIMESTAMPTZ '2026-01-01 01:00:00+00' AS ok, "
                       "sum(count) AS n FROM rollup_1m_number") == [{"ok": True, "n": 55}]
         assert s.rows("SELECT sum(count) AS n FROM rollup_1h_number") == [{"n": 60}]
-        assert m.status()["rows_deleted"] == 90 + 60
+        assert m.status()["rows_deleted"] == 60 + 60
         # a second pass changes nothing
         m.run_once(dt.datetime.fromtimestamp(at(7200) / 1e9, dt.UTC))
         assert s.rows("SELECT count(*) AS n FROM rollup_1h_number") == [{"n": 1}]
