@@ -124,6 +124,13 @@ def validate(values: dict[str, Any]) -> None:
                  "sql_row_limit", "sql_timeout_seconds", "rollup_interval_seconds"):
         if values[name] <= 0:
             raise ConfigError(f"{BY_NAME[name].flag}: must be > 0 (got {values[name]})")
+    for name in ("max_series", "max_series_per_metric"):
+        if values[name] < 0:
+            raise ConfigError(f"{BY_NAME[name].flag}: must be >= 0, 0 for no limit "
+                              f"(got {values[name]})")
+    if values["series_cache_size"] < 1000:
+        raise ConfigError(f"--series-cache-size: must be >= 1000 "
+                          f"(got {values['series_cache_size']})")
     if not 0 <= values["decode_workers"] <= 64:
         raise ConfigError(f"--decode-workers: must be 0-64, 0 to decode in the server process "
                           f"(got {values['decode_workers']})")

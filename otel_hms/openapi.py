@@ -107,6 +107,18 @@ _EXPORT = {
 }
 
 
+_CARDINALITY_USAGE = {
+    "type": "object",
+    "description": "series stored and the limits new series must fit under (0: none); "
+                   "refused_series counts refusals since start (a series refused in three "
+                   "exports counts three times); the refused points are under "
+                   "ingest.rejected_points as max_series and max_series_per_metric",
+    "properties": {
+        "series": {"type": "integer"}, "metrics": {"type": "integer"},
+        "max_series": {"type": "integer"}, "max_series_per_metric": {"type": "integer"},
+        "refused_series": {"type": "integer"}}}
+
+
 _HEALTH = {"get": {
     "summary": "200 while the server can store exports; 503 and the reason while it cannot "
                "(starting, no decode worker running, the store's disk failing writes, "
@@ -127,6 +139,7 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
                 "Series": _SERIES,
+                "CardinalityUsage": _CARDINALITY_USAGE,
             },
         },
         "security": [{"bearer": []}],
@@ -135,8 +148,12 @@ def openapi_document() -> dict[str, Any]:
             "/readyz": _HEALTH,
             "/api/v1/status": {"get": {
                 "summary": "writer, series, roll-up and decode counters; points rejected in "
-                           "partial_success per reason (ingest)",
-                "responses": {"200": {"description": "status object"},
+                           "partial_success per reason (ingest); under 'cardinality' the "
+                           "series counts and limits",
+                "responses": {"200": {"description": "status object", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {
+                        "series": {"type": "integer"},
+                        "cardinality": {"$ref": "#/components/schemas/CardinalityUsage"}}}}}},
                               "401": _UNAUTHORIZED}}},
             "/api/v1/query": {"get": {
                 "summary": "a metric over a range, aggregated per step, grouped by attributes",

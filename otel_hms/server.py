@@ -42,7 +42,8 @@ from .storage.connection import StoreConnection
 from .storage.disk_failure import Recovery, StoreUnavailable, disk_failure
 from .storage.old_points import OldPointCheck
 from .storage.rollups import Maintenance, Retention
-from .storage.store import known_series_ids, lock_configuration, open_store
+from .storage.series_limits import SeriesLimits
+from .storage.store import lock_configuration, open_store
 from .storage.writer import StoreBusy, Writer, WriterClosed
 
 log = logging.getLogger("otel_hms")
@@ -109,15 +110,18 @@ class Server:
                       if raw_retention is not None else None)
         recovery = Recovery(os.path.dirname(os.path.abspath(s["db"])), self.store.reopen,
                             self.store.usable)
-        self.writer = Writer(self.con, known_series_ids(self.con), s["max_pending_points"],
-                             old_points, recovery)
+        limits = SeriesLimits.load(self.con, s["max_series"], s["max_series_per_metric"])
+        self.writer = Writer(self.con, None, s["max_pending_points"], old_points, recovery,
+                             limits=limits, series_cache_size=s["series_cache_size"])
         api_url = f"{'https' if s['tls_cert'] else 'http'}://{s['api']}"
         alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
                             api_url)
-        decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known)
+        decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known,
+                          series_cache_size=s["series_cache_size"])
         if s["decode_workers"] > 0:
             self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"],
-                                   on_failure=self._workers_failed)
+                                   on_failure=self._workers_failed,
+                                   series_cache_size=s["series_cache_size"])
         self.ingest = ingest = Ingest(self.writer, decoder, s["auth_token"],
                                       busy_errors=(StoreBusy, StoreUnavailable, WriterClosed),
                                       workers=self.pool)
@@ -172,7 +176,8 @@ class Server:
             "ingest": self.ingest.rejections.status(),
             "writer": dataclasses.asdict(self.writer.stats),
             "pending_points": self.writer.pending_points,
-            "series": len(self.writer.known),
+            "series": self.writer.limits.total,
+            "cardinality": self.writer.limits.usage(),
             "rollups": self.maintenance.status(),
             "store": {"unavailable": self.writer.unavailable, "reopens": self.store.reopens},
             **({"decode": dataclasses.asdict(self.pool.status())} if self.pool else {}),

@@ -45,6 +45,14 @@ SETTINGS: tuple[Setting, ...] = (
             "writer (0: decode in the server process)", int),
     Setting("max_attributes_per_point", 256, "points with more attributes are rejected "
             "(reported in partial_success)", int),
+    Setting("max_series", 1_000_000, "most series the store holds; points of new series past "
+            "it are refused (reported in partial_success), known series are still stored "
+            "(0: no limit)", int),
+    Setting("max_series_per_metric", 100_000, "most series of one metric name; points of its "
+            "new series past it are refused like max_series' (0: no limit)", int),
+    Setting("series_cache_size", 2_000_000, "series each cache of the decoders and the writer "
+            "holds at most; series in use stay while they number up to half of it, the others "
+            "are looked up again", int),
     Setting("sql_timeout_seconds", 30.0, "time limit of one query on the SQL endpoint", float),
     Setting("sql_row_limit", 100_000, "most rows one query on the SQL endpoint returns", int),
     Setting("retention_raw", "30d", "how long raw points are kept (e.g. 30d, 12h; forever); "

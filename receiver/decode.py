@@ -16,8 +16,9 @@ import functools
 import hashlib
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
 from google.protobuf.message import DecodeError
@@ -39,7 +40,6 @@ _START_TIME_DOUBLE = struct.Struct("<xqxqxd").unpack_from
 _START_TIME_INT = struct.Struct("<xqxqxq").unpack_from
 _TIME_DOUBLE = struct.Struct("<xqxd").unpack_from
 _TIME_INT = struct.Struct("<xqxq").unpack_from
-_SERIES_CACHE_LIMIT = 1_000_000
 _MAX_MESSAGES = 5
 _OWNER_CACHE_LIMIT = 4096
 
@@ -54,6 +54,14 @@ POINT_COLUMNS: dict[str, tuple[str, ...]] = {
     "summary": ("count", "sum", "quantile_values", "flags"),
 }
 COMMON_COLUMNS = ("series_id", "start_time_unix_nano", "time_unix_nano")
+
+
+class KnownSeries(Protocol):
+    """Series ids known to be stored: a set, or a bounded cache of them."""
+
+    def __contains__(self, sid: object) -> bool: ...
+
+    def update(self, ids: Iterable[int]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,8 @@ class DecodedBatch:
     # Set by ``arrow_batches.prepare`` (in a decode worker): each kind's finished table;
     # ``columns`` and ``tables`` are then empty.
     prepared: dict[str, pa.Table] | None = None
+    # Set by the writer: new series it refused (cardinality limits), which are not stored.
+    refused_series: set[int] = field(default_factory=set)
 
     def reject(self, count: int, message: str) -> None:
         """Count ``count`` malformed points; the first few messages are kept for the reply."""
@@ -210,16 +220,23 @@ class _Context:
 class Decoder:
     """Turns requests into ``DecodedBatch``es; keeps a cache of series ids across requests.
 
-    ``known`` is the set of series ids already stored; a series row is emitted only for ids
-    not in it (the writer re-checks, so a stale view of the set is harmless).
+    ``known`` holds series ids already stored (the writer's own in-process, a bounded
+    ``storage.recent_ids.RecentIds`` in a decode worker); a series row is emitted only for
+    ids not in it (the writer re-checks, so a stale or partial view of the set is harmless).
+    The caches of series are bounded by ``series_cache_size``: the slots keep two
+    generations, so series in use stay and the others are dropped, to be looked up again on
+    their next point.
     """
 
-    def __init__(self, max_attributes: int = 256, known: set[int] | None = None) -> None:
+    def __init__(self, max_attributes: int = 256, known: KnownSeries | None = None,
+                 series_cache_size: int = 1_000_000) -> None:
         self.max_attributes = max_attributes
-        self.known = known if known is not None else set()
+        self.series_cache_size = series_cache_size
+        self.known: KnownSeries = known if known is not None else set()
         # metric context digest -> attribute key bytes -> (series id, flags of the hot loop),
-        # for committed series only.
+        # for committed series only; ``_previous`` is the generation before (read on a miss).
         self._slots = SeriesSlots()
+        self._previous: SeriesSlots | None = None
         # (context digest, key) -> (series id, row) of series not yet committed.
         self._pending: dict[tuple[bytes, bytes], tuple[int, SeriesRow]] = {}
         # Resources and scopes by their bytes, metric contexts by owner and header.
@@ -372,6 +389,12 @@ class Decoder:
         """
         pending_key = (ctx.digest, key)
         pending = self._pending.get(pending_key)
+        if pending is None and self._previous is not None:
+            slot = self._previous.lookup(ctx.digest).get(key)
+            if slot is not None and self._previous.sid_list[slot] in self.known:
+                sid = self._previous.sid_list[slot]
+                self._remember(ctx.digest, key, sid, self._previous.flag_list[slot])
+                return sid
         if pending is None:
             attrs = Attributes(attributes)
             digest = hashlib.blake2b(ctx.digest + attrs.typed_json.encode(),
@@ -389,7 +412,7 @@ class Decoder:
         if bulk_key:
             self._remember(ctx.digest, key, sid, flags, row)
         elif pending is None:
-            if len(self._pending) >= _SERIES_CACHE_LIMIT // 4:
+            if len(self._pending) >= self.series_cache_size // 4:
                 # Rows are rebuilt on the next miss; iterating ``known`` here would race the
                 # writer thread that adds to it.
                 self._pending = {}
@@ -399,8 +422,9 @@ class Decoder:
 
     def _remember(self, digest: bytes, key: bytes, sid: int, flags: int,
                   row: SeriesRow | None = None) -> None:
-        if len(self._slots) >= _SERIES_CACHE_LIMIT:
-            self._slots = SeriesSlots()  # replaced, not cleared: readers may hold the old one
+        if len(self._slots) >= self.series_cache_size // 2:
+            # replaced, not cleared: readers may hold the old one
+            self._previous, self._slots = self._slots, SeriesSlots()
         self._slots.add(digest, key, sid, flags, row)
 
     def _pending_slots(self, batch: DecodedBatch, table: SeriesSlots, slots: list[int]

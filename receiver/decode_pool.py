@@ -7,7 +7,9 @@ server keeps the one DuckDB writer.  Series ids are a hash of the series identit
 worker computes the same ids; a worker sends a series' row until the server tells it the
 series is committed (``on_commit``), and the writer drops rows of series it already has.
 A row crosses the pipe once: the server keeps it, and puts it back into each batch that
-needs it until the commit, so batches look exactly as they would decoded in-process.
+needs it until the commit, so batches look exactly as they would decoded in-process.  A
+series the writer refused (cardinality limits) is not committed: the worker is told to send
+its row again with its next points, and the server forgets the row it kept.
 
 Workers start as ``python -P -m otel_hms.receiver.decode_worker``: ``-P`` keeps the working
 directory off ``sys.path``, so a checkout's ``./otel_hms/`` (``serve`` run from a clone's root)
@@ -121,7 +123,7 @@ def _exit_text(returncode: int) -> str:
 class _Worker:
     """One worker process and the two ends of its pipes."""
 
-    def __init__(self, max_attributes: int) -> None:
+    def __init__(self, max_attributes: int, series_cache_size: int) -> None:
         self.proc = subprocess.Popen(
             WORKER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, close_fds=True)
@@ -135,10 +137,12 @@ class _Worker:
         self.retired = False  # out of the pool: exited, killed or stopped
         self._lock = threading.Lock()
         self._committed: list[int] = []
+        self._refused: list[int] = []
         # Rows this worker sent, by series id, until committed: it sends each once.
         self._rows: dict[int, SeriesRow] = {}
         try:
-            self._send.send_bytes(pickle.dumps({"max_attributes": max_attributes}))
+            self._send.send_bytes(pickle.dumps({"max_attributes": max_attributes,
+                                                "series_cache_size": series_cache_size}))
         except OSError:
             pass  # it is gone already: wait_ready says so
 
@@ -168,13 +172,21 @@ class _Worker:
             for sid in sids:
                 self._rows.pop(sid, None)
 
+    def refused(self, sids: list[int]) -> None:
+        """These series (whose rows this worker sent) were refused: it sends their rows again
+        with their next points (the row kept here goes once the worker knows)."""
+        with self._lock:
+            self._refused.extend(sids)
+
     def call(self, body: bytes, timeout: float, inflate_limit: int | None = None
              ) -> tuple[bool, Any]:
         with self._lock:
             committed, self._committed = self._committed, []
+            refused, self._refused = self._refused, []
         try:
-            head = struct.pack("<q", -1 if inflate_limit is None else inflate_limit)
-            self._send.send_bytes(head + np.asarray(committed, np.uint64).tobytes())
+            head = struct.pack("<qq", -1 if inflate_limit is None else inflate_limit,
+                               len(committed))
+            self._send.send_bytes(head + np.asarray(committed + refused, np.uint64).tobytes())
             self._send.send_bytes(body)
             if not self._recv.poll(timeout):
                 raise _Died(f"no answer within {timeout:g} s")
@@ -194,6 +206,8 @@ class _Worker:
         with self._lock:
             if reset:
                 self._rows.clear()
+            for sid in refused:  # the worker sent the rows it needed again, if any
+                self._rows.pop(sid, None)
             self._rows.update(batch.series)
             for sid in refs:
                 # a row missing here was committed since the worker was last told
@@ -248,11 +262,13 @@ class DecodePool:
 
     def __init__(self, workers: int, max_attributes: int = 256, timeout: float = 30.0,
                  max_waiting: int | None = None,
-                 on_failure: Callable[[str], None] | None = None) -> None:
+                 on_failure: Callable[[str], None] | None = None,
+                 series_cache_size: int = 1_000_000) -> None:
         if workers < 1:
             raise ValueError("a decode pool needs at least one worker")
         self.size = workers
         self.max_attributes = max_attributes
+        self.series_cache_size = series_cache_size
         self.timeout = timeout
         self.max_waiting = 64 if max_waiting is None else max_waiting
         self._on_failure = on_failure
@@ -265,7 +281,7 @@ class DecodePool:
         self._rejected = 0
         self._waiting = 0
         try:
-            self._all = [_Worker(max_attributes) for _ in range(workers)]
+            self._all = [_Worker(max_attributes, series_cache_size) for _ in range(workers)]
         except OSError as exc:
             raise DecodeWorkersFailed(f"cannot start a decode worker ({exc})") from None
         self._idle: list[_Worker] = []  # ready and free
@@ -333,7 +349,11 @@ class DecodePool:
 
         def on_commit(future: Future[int]) -> None:
             if not future.cancelled() and future.exception() is None:
-                worker.committed(sids)
+                refused = batch.refused_series
+                worker.committed([sid for sid in sids if sid not in refused] if refused
+                                 else sids)
+                if refused:
+                    worker.refused([sid for sid in sids if sid in refused])
 
         return batch, on_commit
 
@@ -382,7 +402,8 @@ class DecodePool:
                     return
                 missing = self.size - len(self._all)
             try:
-                starting = [_Worker(self.max_attributes) for _ in range(missing)]
+                starting = [_Worker(self.max_attributes, self.series_cache_size)
+                            for _ in range(missing)]
             except OSError as exc:
                 starting = []
                 self._died(f"decode worker could not start ({exc})", "")

@@ -22,13 +22,14 @@ import numpy as np
 
 # Frames on the pipes: the hello (pickled settings), answered by READY once everything is
 # imported (so the server knows the worker can decode), then per request the inflate limit
-# (int64; -1: the body is not a gRPC message) followed by the committed series ids (uint64
-# bytes), and the body; each answer is one pickled (True, (batch, refs, reset, kinds)) and
-# then per kind the batch's prepared table as an Arrow IPC record batch
-# (``arrow_batches.to_ipc``; the pickled batch holds none), or one pickled (False,
-# exception).  A series row goes to the server once: later batches name it in ``refs`` and
-# the server puts back the row it keeps until the commit; ``reset`` says the worker forgot
-# what it sent (past SENT_LIMIT), and so must the server.
+# (int64; -1: the body is not a gRPC message) and the number of committed series ids (int64),
+# followed by the committed series ids and then the refused ones (uint64 bytes), and the
+# body; each answer is one pickled (True, (batch, refs, reset, kinds)) and then per kind the
+# batch's prepared table as an Arrow IPC record batch (``arrow_batches.to_ipc``; the pickled
+# batch holds none), or one pickled (False, exception).  A series row goes to the server
+# once: later batches name it in ``refs`` and the server puts back the row it keeps until the
+# commit; ``reset`` says the worker forgot what it sent (past SENT_LIMIT), and so must the
+# server.  A refused series' row is sent again with its next points.
 PROTOCOL = 5
 READY = b"ready"
 SENT_LIMIT = 1_000_000
@@ -36,12 +37,14 @@ SENT_LIMIT = 1_000_000
 
 def serve(inp: Connection, out: Connection) -> int:
     from otel_hms.storage.arrow_batches import prepare, to_ipc
+    from otel_hms.storage.recent_ids import RecentIds
 
     from .decode import Decoder
     from .payload import grpc_message
 
     settings = pickle.loads(inp.recv_bytes())
-    decoder = Decoder(int(settings["max_attributes"]))
+    cache_size = int(settings["series_cache_size"])
+    decoder = Decoder(int(settings["max_attributes"]), RecentIds(cache_size), cache_size)
     try:
         out.send_bytes(READY)
     except OSError:
@@ -53,10 +56,10 @@ def serve(inp: Connection, out: Connection) -> int:
             body = inp.recv_bytes()
         except (EOFError, OSError):
             return 0
-        (inflate_limit,) = struct.unpack_from("<q", committed)
-        if len(committed) > 8:
-            ids = np.frombuffer(committed, np.uint64, offset=8).tolist()
-            decoder.known.update(ids)
+        inflate_limit, n_committed = struct.unpack_from("<qq", committed)
+        if len(committed) > 16:
+            ids = np.frombuffer(committed, np.uint64, offset=16).tolist()
+            decoder.known.update(ids[:n_committed])
             sent.difference_update(ids)
         try:
             if inflate_limit >= 0:

@@ -1,8 +1,9 @@
 """The export path both protocols share: authenticate, decode, queue, wait for the commit.
 
 The response is sent only after the store has committed the points; rejected points
-(malformed, or refused by a check such as the raw retention's) are reported in
-``partial_success``, logged at WARNING with the sender, and counted per reason for
+(malformed, or refused by a check such as the raw retention's or a cardinality limit) are
+reported in ``partial_success``, logged at WARNING with the sender (``RejectionLog``: at most
+one line per reason every ``LOG_INTERVAL`` seconds), and counted per reason for
 /api/v1/status (``Rejections``); the rest are stored.
 """
 
@@ -13,6 +14,7 @@ import datetime as dt
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -28,6 +30,8 @@ from .errors import ExportError, Overloaded, Unauthenticated
 from .payload import grpc_message
 
 log = logging.getLogger("otel_hms.receiver")
+
+LOG_INTERVAL = 10.0
 
 
 class BatchSink(Protocol):
@@ -70,6 +74,42 @@ class Rejections:
                     "last_rejected": {k: dict(v) for k, v in self._last.items()}}
 
 
+class RejectionLog:
+    """The WARNING line of a request with rejected points, at most one per reason every
+    ``interval`` seconds, so a sender refused over and over (a cardinality explosion, a
+    backfill past the retention) cannot flood the log; the next line of a reason says how
+    many requests and points went unlogged since its last one."""
+
+    def __init__(self, interval: float = LOG_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._logged: dict[str, float] = {}  # reason -> when its last line was written
+        self._skipped: dict[str, list[int]] = {}  # reason -> [requests, points] since
+
+    def log(self, batch: DecodedBatch, endpoint: str, sender: str) -> None:
+        reasons = batch.rejected_by_reason()
+        now = self._clock()
+        with self._lock:
+            if all(now - self._logged.get(r, -self.interval) < self.interval for r in reasons):
+                for reason, points in reasons.items():
+                    skipped = self._skipped.setdefault(reason, [0, 0])
+                    skipped[0] += 1
+                    skipped[1] += points
+                return
+            unlogged = [0, 0]
+            for reason in reasons:
+                self._logged[reason] = now
+                requests, points = self._skipped.pop(reason, (0, 0))
+                unlogged[0] = max(unlogged[0], requests)
+                unlogged[1] += points
+        more = (f" (and {unlogged[0]} more requests with {unlogged[1]} rejected points since "
+                f"the last line like this)" if unlogged[0] else "")
+        log.warning("%s from %s: rejected %d data points: %s%s", endpoint,
+                    sender or "unknown sender", batch.rejected, batch.error_message, more)
+
+
 class Ingest:
     """Decode requests and hand them to the store's writer."""
 
@@ -83,6 +123,7 @@ class Ingest:
         self.busy_errors = busy_errors
         self.commit_timeout = commit_timeout
         self.rejections = Rejections()
+        self.rejection_log = RejectionLog()
 
     def check_auth(self, authorization: str | None) -> None:
         if self.token is None:
@@ -158,8 +199,7 @@ class Ingest:
         """The response, once the rest is stored; rejections are logged and counted here,
         once per request answered (a request that fails is retried and counted then)."""
         if batch.rejected:
-            log.warning("%s from %s: rejected %d data points: %s", endpoint,
-                        sender or "unknown sender", batch.rejected, batch.error_message)
+            self.rejection_log.log(batch, endpoint, sender)
             self.rejections.count(batch, sender)
         return response_for(batch)
 

@@ -10,6 +10,13 @@ When the disk fails a write (``disk_failure``: full, say), the batches that were
 written fail with ``StoreUnavailable`` (UNAVAILABLE / 503 too), ``submit`` refuses more while
 ``unavailable`` gives the reason, and the thread tries every second whether the disk takes
 writes again (reopening the database if DuckDB invalidated it), then goes on.
+
+The cardinality guard (``series_limits``) is applied here, at commit time: new series past
+``max_series`` or ``max_series_per_metric`` are not stored and neither are their points; the
+batch reports them (``DecodedBatch.refuse``, under the limit's name, for
+``partial_success``) and lists them in ``refused_series``.  Which series are stored is
+remembered in a bounded ``RecentIds``; when it has dropped some, new-looking series are
+checked against the ``series`` table.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from . import late_points, sum_chain
 from .arrow_batches import points_table, series_table
 from .disk_failure import DiskFailure, Recovery, StoreUnavailable, disk_failure
 from .old_points import OldPointCheck
+from .recent_ids import RecentIds
 from .schema import POINT_TABLES
+from .series_limits import SeriesLimits, limit_of
 
 log = logging.getLogger("otel_hms.writer")
 
@@ -47,6 +56,9 @@ _GROUP_POINTS = 250_000
 # up to _LINGER_S for their batches.  A lone sender's batch never waits.
 _LINGER_POINTS = 48_000
 _LINGER_S = 0.025
+# Series refused lately, so a batch that counted on a refused batch's row is refused too
+# (limits only tighten while the server runs); forgetting one costs that batch a retry.
+_REFUSED_KEPT = 100_000
 
 
 class StoreBusy(Exception):
@@ -61,14 +73,30 @@ class SeriesLost(Exception):
     """A batch's series rows were in an earlier batch that failed; the sender retries."""
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """Points of one metric's new series refused for one reason, in one batch."""
+
+    reason: str
+    metric: str
+    points: int
+    series: int
+
+
 @dataclass
 class _Pending:
+    batch: DecodedBatch
     tables: dict[str, pa.Table]
     series: pa.Table | None
     points: int
-    carries: list[int] = field(default_factory=list)  # ids of the series rows in ``series``
-    needs: set[int] = field(default_factory=set)  # ids whose rows an earlier batch carries
+    # ids of the series rows in ``series``, with their metric names
+    carries: dict[int, str] = field(default_factory=dict)
+    needs: dict[int, str] = field(default_factory=dict)  # rows an earlier batch carries
     future: Future[int] = field(default_factory=Future)
+    # Set by each attempt to write the batch, applied to ``batch`` once it commits.
+    refused: dict[int, str] = field(default_factory=dict)  # series id -> reason
+    rejections: list[_Refusal] = field(default_factory=list)
+    stored: int = 0
 
 
 @dataclass
@@ -90,11 +118,16 @@ class WriterStats:
 class Writer:
     """Owns ``con`` from its own thread; other threads only call ``submit`` and ``close``."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, known: set[int],
+    def __init__(self, con: duckdb.DuckDBPyConnection,
+                 known: RecentIds | set[int] | None = None,
                  max_pending_points: int = 2_000_000,
                  old_points: OldPointCheck | None = None,
                  recovery: Recovery | None = None,
-                 horizon: late_points.Horizon | None = None) -> None:
+                 horizon: late_points.Horizon | None = None,
+                 limits: SeriesLimits | None = None,
+                 series_cache_size: int = 1_000_000) -> None:
+        """``known``: every stored series id (None: read from the store, at most
+        ``series_cache_size`` of them); ``limits``: none when not given."""
         self._con = con
         self.old_points = old_points
         # Without a recovery (embedded mode), a failed write fails only its batch.
@@ -102,7 +135,12 @@ class Writer:
         self._failure: DiskFailure | None = None
         # Shared with the roll-up pass (``Maintenance``) so late points are marked.
         self.horizon = horizon if horizon is not None else late_points.Horizon.load(con)
-        self.known = known
+        if known is None:
+            known = _load_known(con, series_cache_size)
+        self.known = known if isinstance(known, RecentIds) else RecentIds(series_cache_size,
+                                                                           known)
+        self.limits = limits if limits is not None else SeriesLimits.load(con)
+        self._refused: dict[int, str] = {}
         self._tails = sum_chain.Tails.load(con)
         self.max_pending_points = max_pending_points
         self.stats = WriterStats()
@@ -150,7 +188,7 @@ class Writer:
                     tables[kind] = table
         if self.old_points is not None:
             tables = self.old_points.apply(batch, tables)
-        pending = _Pending(tables, None, batch.accepted)
+        pending = _Pending(batch, tables, None, batch.accepted)
         with self._cond:
             if self._closing:
                 raise WriterClosed("the server is shutting down")
@@ -167,12 +205,12 @@ class Writer:
                 if sid in self.known:
                     continue
                 if sid in self._queued_rows:
-                    pending.needs.add(sid)
+                    pending.needs[sid] = row.metric_name
                 else:
                     rows.append(row)
             if rows:
                 pending.series = series_table(rows)
-                pending.carries = [row.series_id for row in rows]
+                pending.carries = {row.series_id: row.metric_name for row in rows}
                 self._queued_rows.update(pending.carries)
             self._queue.append(pending)
             self._pending_points += pending.points
@@ -295,9 +333,25 @@ class Writer:
                 self._queued_rows.difference_update(item.carries)
         for item in group:
             if error is None:
-                item.future.set_result(item.points)
+                self._report_refusals(item)
+                item.future.set_result(item.stored)
             else:
                 item.future.set_exception(error)
+
+    def _report_refusals(self, item: _Pending) -> None:
+        """A committed batch's refused points go into its ``partial_success`` (one message
+        per limit) and the counters."""
+        batch = item.batch
+        by_reason: dict[str, list[int]] = {}
+        for refusal in item.rejections:
+            totals = by_reason.setdefault(refusal.reason, [0, 0])
+            totals[0] += refusal.points
+            totals[1] += refusal.series
+            self.limits.refused(refusal.points, refusal.series, refusal.metric)
+        for reason, (points, series) in by_reason.items():
+            batch.refuse(limit_of(reason), points, f"{points} point{'s' * (points != 1)} of "
+                         f"{series} new series refused: {reason}")
+        batch.refused_series.update(item.refused)
 
     def _rollback(self) -> None:
         try:
@@ -306,23 +360,26 @@ class Writer:
             pass
 
     def _write(self, group: list[_Pending]) -> None:
+        self._check_needs(group)
+        new_series = self._new_series(group)
+        refused = self.limits.admit(new_series.items())
         by_kind: dict[str, list[pa.Table]] = defaultdict(list)
         series: list[pa.Table] = []
         for item in group:
-            for kind, table in item.tables.items():
-                by_kind[kind].append(table)
+            for kind, table in self._refuse_points(item, refused).items():
+                if table.num_rows:
+                    by_kind[kind].append(table)
             if item.series is not None:
                 series.append(item.series)
-        self._check_needs(group)
         con = self._con
         late = 0
         with self.horizon.lock:  # from reading the horizon to COMMIT (late_points.py)
             until = self.horizon.until_ns
             con.execute("BEGIN")
-            new_ids = self._insert_series(series)
+            new_ids = self._insert_series(series, new_series.keys() - refused.keys())
             tails = None
-            for kind, tables in by_kind.items():
-                table = pa.concat_tables(tables)
+            for kind, parts in by_kind.items():
+                table = pa.concat_tables(parts)
                 if kind == "sum":
                     table, tails = self._chain(table)
                 self._append(POINT_TABLES[kind], table)
@@ -330,9 +387,13 @@ class Writer:
                     late += self._mark_late(table, until)
             con.execute("COMMIT")
         self.known.update(new_ids)
+        self.limits.count(new_series[sid] for sid in new_ids)
+        if len(self._refused) + len(refused) > _REFUSED_KEPT:
+            self._refused = {}
+        self._refused.update(refused)
         if tails is not None:
             self._tails.apply(tails)
-        points = sum(item.points for item in group)
+        points = sum(item.stored for item in group)
         self.stats.points_committed += points
         self.stats.batches_committed += len(group)
         self.stats.commits += 1
@@ -355,21 +416,79 @@ class Writer:
         return chained.table, chained.tails
 
     def _check_needs(self, group: list[_Pending]) -> None:
-        """Every series a batch's points need is stored or comes with this group."""
+        """Every series a batch's points need is stored, comes with this group or was
+        refused (and is refused again)."""
         carried = {sid for item in group for sid in item.carries}
         for item in group:
-            lost = [sid for sid in item.needs if sid not in self.known and sid not in carried]
+            lost = [sid for sid in item.needs if sid not in self.known and sid not in carried
+                    and sid not in self._refused]
             if lost:
                 raise SeriesLost(f"{len(lost)} new series came in a batch that failed; retry")
 
-    def _insert_series(self, tables: list[pa.Table]) -> list[int]:
-        if not tables:
+    def _new_series(self, group: list[_Pending]) -> dict[int, str]:
+        """The series whose rows the group carries and the store does not have, in order,
+        with their metric names."""
+        new: dict[int, str] = {}
+        for item in group:
+            for sid, metric in item.carries.items():
+                if sid not in self.known:
+                    new.setdefault(sid, metric)
+        if new and not self.known.complete:
+            for sid in self._stored_among(list(new)):
+                self.known.add(sid)
+                del new[sid]
+        return new
+
+    def _stored_among(self, ids: list[int]) -> list[int]:
+        """Those of ``ids`` the ``series`` table holds (the known ids are not all cached)."""
+        con = self._con
+        con.register("_otel_hms_ids", pa.table({"series_id": pa.array(ids, pa.uint64())}))
+        try:
+            rows = con.execute("SELECT DISTINCT series_id FROM series WHERE series_id IN "
+                               "(SELECT series_id FROM _otel_hms_ids)").fetchall()
+        finally:
+            con.unregister("_otel_hms_ids")
+        return [r[0] for r in rows]
+
+    def _refuse_points(self, item: _Pending, refused: dict[int, str]) -> dict[str, pa.Table]:
+        """The item's point tables without the points of refused series (counted in
+        ``item.rejections`` by reason and metric)."""
+        item.refused = {}
+        for sid, _ in (*item.carries.items(), *item.needs.items()):
+            reason = refused.get(sid) or self._refused.get(sid)
+            if reason is not None:
+                item.refused[sid] = reason
+        item.rejections = []
+        item.stored = item.points
+        if not item.refused:
+            return item.tables
+        metric_of = {**item.needs, **item.carries}
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for sid, reason in item.refused.items():
+            groups[reason, metric_of[sid]].append(sid)
+        dropped = {kind: pa.array(np.zeros(t.num_rows, np.bool_))
+                   for kind, t in item.tables.items()}
+        for (reason, metric), sids in groups.items():
+            value_set = pa.array(sids, pa.uint64())
+            points = 0
+            for kind, table in item.tables.items():
+                mask = pc.is_in(table.column("series_id"), value_set=value_set)
+                points += pc.sum(mask).as_py() or 0
+                dropped[kind] = pc.or_(dropped[kind], mask)
+            item.rejections.append(_Refusal(reason, metric, points, len(sids)))
+            item.stored -= points
+        return {kind: table.filter(pc.invert(dropped[kind]))
+                for kind, table in item.tables.items()}
+
+    def _insert_series(self, tables: list[pa.Table], admitted: set[int]) -> list[int]:
+        """Insert the rows of the ``admitted`` series (once each); returns their ids."""
+        if not tables or not admitted:
             return []
         table = pa.concat_tables(tables)
         ids = table.column("series_id").to_pylist()
         keep, new_ids, seen = [], [], set()
         for i, sid in enumerate(ids):
-            if sid not in self.known and sid not in seen:
+            if sid in admitted and sid not in seen:
                 seen.add(sid)
                 keep.append(i)
                 new_ids.append(sid)
@@ -417,3 +536,12 @@ class Writer:
                 "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
                 "ORDER BY column_index", [table_name]).fetchall()]
         self._con.from_arrow(table.select(order)).insert_into(table_name)
+
+
+def _load_known(con: duckdb.DuckDBPyConnection, capacity: int) -> RecentIds:
+    """The stored series ids, the newest first, as many as the cache keeps without
+    dropping any; ``complete`` when that is all of them."""
+    keep = max(1, capacity // 2 - 1)
+    rows = con.execute("SELECT series_id FROM series ORDER BY first_seen DESC LIMIT ?",
+                       [keep + 1]).fetchall()
+    return RecentIds(capacity, (r[0] for r in rows[:keep]), complete=len(rows) <= keep)

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 
 
 def _ephemeral_range() -> range:
@@ -103,9 +106,10 @@ class ServerProcess:
         wait_until(self.ready, timeout, message="otel-hms serve to be ready")
         return self
 
-    def export(self, request: Any, timeout: float = 30.0) -> None:
+    def export(self, request: Any, timeout: float = 30.0) -> ExportMetricsServiceResponse:
         """Send one ``ExportMetricsServiceRequest`` over OTLP/HTTP protobuf; it must be stored
-        (the server answers only after the commit)."""
+        (the server answers only after the commit).  Returns the answer, whose
+        ``partial_success`` says what was refused."""
         post = urllib.request.Request(self.http_url, data=request.SerializeToString(),
                                       method="POST",
                                       headers={"Content-Type": "application/x-protobuf"})
@@ -113,6 +117,7 @@ class ServerProcess:
             post.add_header("Authorization", f"Bearer {self.token}")
         with urllib.request.urlopen(post, timeout=timeout) as reply:
             assert reply.status == 200
+            return ExportMetricsServiceResponse.FromString(reply.read())
 
     def sql_result(self, query: str) -> dict[str, Any]:
         request = urllib.request.Request(
