@@ -17,9 +17,11 @@ cannot hide the installed package.  A worker takes requests once it has answered
 with ``READY`` (everything imported); its stderr is drained by a thread, logged line by line
 and its last lines kept, so a chatty worker never blocks on a full pipe.
 
-One request at a time per worker.  A caller waits for a free worker, but at most
-``max_waiting`` callers do: past that, and when the pool is closing, ``decode`` raises
-``Overloaded`` (UNAVAILABLE / 503) so the sender retries.  A worker that dies (seen by its
+One request at a time per worker.  A caller waits for a free worker, in turn (first come,
+first served: a caller arriving as a worker frees up must not overtake those waiting, or
+under steady load one of them waits out ``timeout``), but at most ``max_waiting`` callers
+do: past that, and when the pool is closing, ``decode`` raises ``Overloaded`` (UNAVAILABLE /
+503) so the sender retries.  A worker that dies (seen by its
 request or by its stderr closing) or does not answer within ``timeout`` fails its request the
 same way and is replaced by the supervisor thread, after a short back-off when deaths repeat.
 ``unavailable`` says why no worker can take a request (for ``/healthz``).  Workers that die
@@ -279,7 +281,7 @@ class DecodePool:
         self._deaths: deque[float] = deque()  # when workers died, within RESTART_WINDOW
         self._restarts = 0
         self._rejected = 0
-        self._waiting = 0
+        self._turns: deque[object] = deque()  # the waiting callers, first come first
         try:
             self._all = [_Worker(max_attributes, series_cache_size) for _ in range(workers)]
         except OSError as exc:
@@ -293,7 +295,7 @@ class DecodePool:
         with self._cond:
             return PoolStats(
                 workers=len(self._all), pids=[w.pid for w in self._all],
-                in_flight=sum(self._busy(w) for w in self._all), waiting=self._waiting,
+                in_flight=sum(self._busy(w) for w in self._all), waiting=len(self._turns),
                 restarts=self._restarts, rejected_busy=self._rejected,
                 ready=self._ready_count())
 
@@ -360,13 +362,16 @@ class DecodePool:
     def _acquire(self) -> _Worker:
         deadline = time.monotonic() + self.timeout
         with self._cond:
-            if not self._idle and self._waiting >= self.max_waiting and not self._closed:
+            waiting = len(self._turns)
+            if not self._idle and waiting >= self.max_waiting and not self._closed:
                 self._rejected += 1
                 raise Overloaded(f"all {len(self._all)} decode workers are busy and "
-                                 f"{self._waiting} requests wait; retry later")
-            self._waiting += 1
+                                 f"{waiting} requests wait; retry later")
+            turn = object()
+            self._turns.append(turn)
             try:
-                while not self._idle and not self._closed and self._failure is None:
+                while (not (self._idle and self._turns[0] is turn) and not self._closed
+                       and self._failure is None):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise Overloaded("no decode worker became free in time; retry later")
@@ -377,13 +382,14 @@ class DecodePool:
                     raise Overloaded("the server is shutting down")
                 return self._idle.pop()
             finally:
-                self._waiting -= 1
+                self._turns.remove(turn)
+                self._cond.notify_all()  # the next in turn may take a free worker
 
     def _release(self, worker: _Worker) -> None:
         with self._cond:
             if not worker.retired:  # it may have exited right after answering
                 self._idle.append(worker)
-                self._cond.notify()
+                self._cond.notify_all()  # only the first in turn takes it
 
     def _supervise(self, starting: list[_Worker]) -> None:
         """Bring workers up, and replace each that dies, until the pool closes or gives up."""

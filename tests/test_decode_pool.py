@@ -285,3 +285,32 @@ def test_close_stops_a_hung_worker_and_fails_its_request() -> None:
     assert not _alive(worker)
     with pytest.raises(Overloaded, match="shutting down"):
         pool.decode(mixed_request())
+
+
+def test_a_caller_arriving_as_a_worker_frees_up_waits_its_turn() -> None:
+    """Waiting callers take a free worker first come, first served: one arriving just as a
+    worker frees up must not take it from those already waiting (under steady load a waiter
+    could be overtaken again and again until its 30 s run out)."""
+    pool = DecodePool(1, timeout=10)
+    try:
+        pool.wait_ready()
+        held = pool._acquire()
+        order: list[str] = []
+
+        def waiter() -> None:
+            worker = pool._acquire()
+            order.append("waiting first")
+            pool._release(worker)
+
+        first = threading.Thread(target=waiter)
+        first.start()
+        wait_until(lambda: pool.status().waiting == 1, message="a caller waiting")
+        pool._release(held)
+        late = pool._acquire()  # arrives as the worker frees up
+        order.append("arrived late")
+        pool._release(late)
+        first.join(10)
+        assert order == ["waiting first", "arrived late"]
+        assert pool.status().waiting == 0
+    finally:
+        pool.close()
