@@ -6,10 +6,7 @@ bearer token.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +19,7 @@ from starlette.routing import Route
 from .export_api import export_endpoint, export_root
 from .openapi import openapi_document
 from .query_api import QueryService, routes_handlers
-from .sql_query import QueryError, run_query
+from .sql_endpoint import SqlStats, sql_endpoint
 from .storage.disk_failure import StoreUnavailable, disk_failure
 
 UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
@@ -45,6 +42,7 @@ def api_app(service: QueryService, settings: dict[str, Any],
             status: Callable[[], dict[str, Any]], unavailable: Callable[[], str | None],
             commits: Callable[[], int], extra_routes: list[Route] | None = None) -> Starlette:
     token = settings["auth_token"]
+    sql_stats = SqlStats()
 
     def authorized(request: Request) -> bool:
         if token is None:
@@ -65,24 +63,7 @@ def api_app(service: QueryService, settings: dict[str, Any],
     async def api_status(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
-        return JSONResponse(status())
-
-    async def sql(request: Request) -> Response:
-        if not authorized(request):
-            return unauthorized()
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, 'body must be JSON: {"sql": "SELECT ..."}')
-        if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
-            return _error(400, 'body must be JSON: {"sql": "SELECT ..."}')
-        try:
-            result = await asyncio.to_thread(run_query, service.con, body["sql"],
-                                             settings["sql_timeout_seconds"],
-                                             settings["sql_row_limit"])
-        except QueryError as exc:
-            return _error(400, str(exc))
-        return JSONResponse(dataclasses.asdict(result))
+        return JSONResponse({**status(), "sql": sql_stats.as_json()})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())
@@ -92,7 +73,8 @@ def api_app(service: QueryService, settings: dict[str, Any],
         Route("/healthz", health),
         Route("/readyz", health),
         Route("/api/v1/status", api_status),
-        Route("/api/v1/sql", sql, methods=["POST"]),
+        Route("/api/v1/sql", sql_endpoint(service.con, settings, authorized, unauthorized,
+                                          sql_stats), methods=["POST"]),
         Route("/api/v1/export", export_endpoint(
             service.con, export_root(settings["export_root"], settings["db"]), authorized,
             unauthorized), methods=["POST"]),

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import duckdb
+
 from .query_spec import QueryParamError, parse_duration
 from .settings import BY_NAME, SETTINGS
 from .yaml_file import YamlFileError, read_yaml
@@ -115,13 +117,24 @@ def duration_setting(values: dict[str, Any], name: str) -> dt.timedelta | None:
                           "12h, 90m or forever") from None
 
 
+def memory_limit(value: str) -> None:
+    """Refuse a ``memory_limit`` DuckDB would not take, with DuckDB's reason."""
+    try:
+        duckdb.connect(config={"memory_limit": value}).close()
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0].removeprefix("Parser Error: ")
+        raise ConfigError(f"--memory-limit: {reason} (got {value!r}); use e.g. 2GB, 512MiB "
+                          "or 50%") from None
+
+
 def validate(values: dict[str, Any]) -> None:
     for name in ("retention_raw", "retention_1m", "retention_1h", "rollup_delay"):
         duration_setting(values, name)
     for name in ("otlp_grpc", "otlp_http", "api"):
         parse_address(values[name], BY_NAME[name].flag)
     for name in ("max_request_bytes", "max_pending_points", "max_attributes_per_point",
-                 "sql_row_limit", "sql_timeout_seconds", "rollup_interval_seconds"):
+                 "sql_row_limit", "sql_timeout_seconds", "sql_max_answer_bytes",
+                 "rollup_interval_seconds"):
         if values[name] <= 0:
             raise ConfigError(f"{BY_NAME[name].flag}: must be > 0 (got {values[name]})")
     for name in ("max_series", "max_series_per_metric"):
@@ -144,6 +157,8 @@ def validate(values: dict[str, Any]) -> None:
     if values["export_root"] and not os.path.isdir(values["export_root"]):
         raise ConfigError(f"--export-root: {values['export_root']!r} is not a directory; "
                           "create it or leave export_root unset")
+    if values["memory_limit"] is not None:
+        memory_limit(values["memory_limit"])
     if values["log_level"].lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error "
                           f"(got {values['log_level']!r})")

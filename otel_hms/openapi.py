@@ -149,7 +149,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/status": {"get": {
                 "summary": "writer, series, roll-up and decode counters; points rejected in "
                            "partial_success per reason (ingest); under 'cardinality' the "
-                           "series counts and limits",
+                           "series counts and limits; under 'sql' the SQL endpoint's queries "
+                           "running, answered, refused, too_large, timed_out, cancelled",
                 "responses": {"200": {"description": "status object", "content": {
                     "application/json": {"schema": {"type": "object", "properties": {
                         "series": {"type": "integer"},
@@ -177,8 +178,11 @@ def openapi_document() -> dict[str, Any]:
                                                      "server's clock}"},
                               "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
             "/api/v1/sql": {"post": {
-                "summary": "one read-only SELECT; no files, network, writes or settings; "
-                           "time and row limits",
+                "summary": "one read-only SELECT, run in a read-only transaction; no files, "
+                           "network, writes, settings or side-effecting functions; bounded by "
+                           "sql_timeout_seconds (the whole request), sql_row_limit, "
+                           "sql_max_answer_bytes and memory_limit; cancelled when the client "
+                           "disconnects",
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"type": "object", "required": ["sql"],
                                "properties": {"sql": {"type": "string"}}},
@@ -192,7 +196,15 @@ def openapi_document() -> dict[str, Any]:
                                     "types": {"type": "array", "items": {"type": "string"}},
                                     "rows": {"type": "array", "items": {"type": "array"}},
                                     "truncated": {"type": "boolean"}}}}}},
-                    "400": _ERROR, "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
+                    "400": {"description": "not one read-only SELECT (the error says what is "
+                                           "refused), a failed query, or over "
+                                           "sql_timeout_seconds",
+                            "content": _ERROR["content"]},
+                    "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
+                    "413": {"description": "the answer is over sql_max_answer_bytes, or the "
+                                           "query needs more than memory_limit; the error "
+                                           "names the setting",
+                            "content": _ERROR["content"]}}}},
             "/api/v1/export": {"post": _EXPORT},
             "/api/v1/dashboards": {"get": {
                 "summary": "the YAML dashboards of --dashboards DIR with their parsed panels, "

@@ -65,10 +65,10 @@ def _bind(address: str, flag: str) -> socket.socket:
     return sock
 
 
-def _open_store(path: str) -> duckdb.DuckDBPyConnection:
+def _open_store(path: str, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
     """The store as ``serve`` uses it, at start and at every reopen: its configuration locked
     before the API can take user SQL."""
-    con: duckdb.DuckDBPyConnection = open_store(path)
+    con: duckdb.DuckDBPyConnection = open_store(path, memory_limit)
     lock_configuration(con)
     return con
 
@@ -101,7 +101,7 @@ class Server:
         api_sock = _bind(s["api"], "--api")
         load_rules(s["rules"])  # a bad rules file stops start-up before the store is opened
         load_dashboards(s["dashboards"])  # and so does a bad dashboard
-        self.store = StoreConnection(lambda: _open_store(s["db"]))
+        self.store = StoreConnection(lambda: _open_store(s["db"], s["memory_limit"]))
         # Every part holds the store as a DuckDB connection; it is one that can be reopened
         # under them after DuckDB invalidates the database (storage.connection).
         self.con = cast(duckdb.DuckDBPyConnection, self.store)

@@ -53,8 +53,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("series_cache_size", 2_000_000, "series each cache of the decoders and the writer "
             "holds at most; series in use stay while they number up to half of it, the others "
             "are looked up again", int),
-    Setting("sql_timeout_seconds", 30.0, "time limit of one query on the SQL endpoint", float),
+    Setting("sql_timeout_seconds", 30.0, "time limit of one request to the SQL endpoint, from "
+            "its arrival to its answer encoded (and of one alert rule's query)", float),
     Setting("sql_row_limit", 100_000, "most rows one query on the SQL endpoint returns", int),
+    Setting("sql_max_answer_bytes", 64 * MiB, "largest answer (JSON) one query on the SQL "
+            "endpoint may build; above it: HTTP 413 naming this setting", int),
+    Setting("memory_limit", None, "DuckDB's memory limit for the whole store (user SQL, "
+            "writer, roll-ups), e.g. 2GB or 50%; a query needing more is refused with 413; "
+            "unset: DuckDB's default, 80% of RAM"),
     Setting("retention_raw", "30d", "how long raw points are kept (e.g. 30d, 12h; forever); "
             "older ones are dropped once rolled up, and points older than this when they "
             "arrive are refused (reported in partial_success)"),

@@ -8,6 +8,7 @@ cannot either.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import duckdb
 
@@ -30,13 +31,17 @@ class StoreLocked(StoreError):
         self.program = holder.command if holder else ""
 
 
-def open_store(path: str) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the store at ``path`` with its schema installed."""
+def open_store(path: str, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the store at ``path`` with its schema installed;
+    ``memory_limit`` is DuckDB's (for the whole database: no setting bounds one cursor)."""
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise StoreError(f"--db: directory {parent} does not exist; create it or pick another path")
     try:
-        con = duckdb.connect(path, config={"enable_external_access": False})
+        config: dict[str, Any] = {"enable_external_access": False}
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        con = duckdb.connect(path, config=config)
     except duckdb.IOException as exc:
         holder = lock_holder(str(exc))
         if holder:
