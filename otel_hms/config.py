@@ -134,6 +134,7 @@ def validate(values: dict[str, Any]) -> None:
         parse_address(values[name], BY_NAME[name].flag)
     for name in ("max_request_bytes", "max_pending_points", "max_attributes_per_point",
                  "sql_row_limit", "sql_timeout_seconds", "sql_max_answer_bytes",
+                 "query_max_series", "query_max_points",
                  "rollup_interval_seconds"):
         if values[name] <= 0:
             raise ConfigError(f"{BY_NAME[name].flag}: must be > 0 (got {values[name]})")

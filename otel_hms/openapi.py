@@ -164,7 +164,11 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Series"}}}},
                     "400": _ERROR, "401": _UNAUTHORIZED,
-                    "404": {"description": "no such metric"}, "503": _UNAVAILABLE}}},
+                    "404": {"description": "no such metric"},
+                    "413": {"description": "more than query_max_series series or "
+                                           "query_max_points points; the error names the "
+                                           "setting", "content": _ERROR["content"]},
+                    "503": _UNAVAILABLE}}},
             "/api/v1/stream": {"get": {
                 "summary": "Server-Sent Events: the range once, then every new or changed "
                            "point after each commit (event 'points', data like /api/v1/query)",

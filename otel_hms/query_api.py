@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -32,7 +33,7 @@ from .query_spec import (
 )
 from .rollup_quantiles import RollupQuantiles
 from .series_labels import LABELS_SQL, extra_labels
-from .sql_query import QueryError, fetch_all
+from .sql_query import QueryError, TooLarge, fetch_all
 from .storage.schema import POINT_TABLES
 
 TEMPORALITY = {1: "delta", 2: "cumulative"}
@@ -43,13 +44,35 @@ class UnknownMetric(QueryParamError):
     pass
 
 
+@dataclass(frozen=True)
+class AnswerLimits:
+    """The most series and points one answer holds; over either: 413 naming the setting."""
+    max_series: int = 10_000
+    max_points: int = 1_000_000
+
+    def check(self, series: list[dict[str, Any]]) -> None:
+        if len(series) > self.max_series:
+            raise TooLarge(f"the answer has {len(series)} series, more than query_max_series "
+                           f"({self.max_series}); narrow it with where=, group it with by=, "
+                           "or raise the setting")
+        if sum(len(s["points"]) for s in series) > self.max_points:
+            raise self.too_many_points()
+
+    def too_many_points(self) -> TooLarge:
+        return TooLarge(f"the answer has more than query_max_points ({self.max_points}) "
+                        "points; use a longer step=, a shorter range, fewer series (where=, "
+                        "by=), or raise the setting")
+
+
 class QueryService:
     """The query side of the API: metric lookup, query execution, result shaping."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, timeout: float,
                  watermarks: Callable[[], dict[str, dt.datetime | None]] | None = None,
-                 raw_retention: dt.timedelta | None = None) -> None:
+                 raw_retention: dt.timedelta | None = None,
+                 limits: AnswerLimits | None = None) -> None:
         self.con = con
+        self.limits = limits or AnswerLimits()
         self.timeout = timeout
         self.watermarks = watermarks or (lambda: {})
         self.raw_retention = raw_retention
@@ -107,8 +130,8 @@ class QueryService:
                       else None)
             if series is None:
                 sql, args = to_sql(spec, kind, source)
-                _, rows = fetch_all(self.con, sql, args, self.timeout)
-                series = shape(rows, labels)
+                series = shape(self._point_rows(sql, args), labels)
+        self.limits.check(series)
         return {
             "metric": spec.metric, "kind": kind, "agg": spec.agg,
             "start_ms": _ms(spec.start), "end_ms": _ms(spec.end),
@@ -119,19 +142,29 @@ class QueryService:
             "series": series,
         }
 
+    def _point_rows(self, sql: str, params: list[Any] | dict[str, Any]
+                    ) -> list[tuple[Any, ...]]:
+        """The rows of an answer (each one point or more, and one marker row at most), not
+        fetching past what ``query_max_points`` allows."""
+        rows = fetch_all(self.con, sql, params, self.timeout,
+                         max_rows=self.limits.max_points + 1)[1]
+        if len(rows) > self.limits.max_points + 1:
+            raise self.limits.too_many_points()
+        return rows
+
     def _counter_series(self, spec: QuerySpec, source: str,
                         checked: bool) -> list[dict[str, Any]] | None:
         """A rate or increase without a MAP per row (see ``counter_query``); None when the
         metric turns out not to be a sum and ``checked`` is false."""
         known = None if spec.by else self._labels.peek(spec.metric)
         sql, params = counter_query.flat_sql(spec, source, known is not None and known.most_sums)
-        _, rows = fetch_all(self.con, sql, params, self.timeout)
+        rows = self._point_rows(sql, params)
         breaks, count, rows = counter_query.split_marks(rows, bool(spec.by))
         if count < 0 and not checked:
             return None
         if breaks:
             sql, args = counter_query.counter_sql(spec, source)
-            _, rows = fetch_all(self.con, sql, args, self.timeout)
+            rows = self._point_rows(sql, args)
         if spec.by:
             return counter_query.group_series(rows)
         labels = self._labels.get(spec.metric, count, {row[0] for row in rows},
@@ -217,6 +250,8 @@ def routes_handlers(service: QueryService, authorized: Callable[[Request], bool]
             body = await asyncio.to_thread(service.answer, request.query_params)
         except UnknownMetric as exc:
             return JSONResponse({"error": str(exc)}, 404)
+        except TooLarge as exc:
+            return JSONResponse({"error": str(exc)}, 413)
         except (QueryParamError, QueryError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
         # orjson: an answer of 2,048 series serializes in ~1 ms instead of ~9 ms (json.dumps)

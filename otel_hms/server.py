@@ -32,7 +32,7 @@ from .alerting.service import Alerting
 from .api import api_app
 from .config import ConfigError, duration_setting, parse_address
 from .dashboard import dashboard_routes, load_dashboards
-from .query_api import QueryService
+from .query_api import AnswerLimits, QueryService
 from .receiver.decode import Decoder
 from .receiver.decode_pool import DecodePool, DecodeWorkersFailed
 from .receiver.grpc_server import start_grpc
@@ -140,7 +140,8 @@ class Server:
             horizon=self.writer.horizon)
         self.maintenance.start()
         self.queries = QueryService(self.con, s["sql_timeout_seconds"],
-                                    self.maintenance.known_watermarks, raw_retention)
+                                    self.maintenance.known_watermarks, raw_retention,
+                                    AnswerLimits(s["query_max_series"], s["query_max_points"]))
         self.api = _uvicorn(api_app(self.queries, s, self.status, self.unavailable,
                                     lambda: self.writer.stats.commits,
                                     alerting_routes(lambda: self.alerting, s["auth_token"])

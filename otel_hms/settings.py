@@ -58,6 +58,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sql_row_limit", 100_000, "most rows one query on the SQL endpoint returns", int),
     Setting("sql_max_answer_bytes", 64 * MiB, "largest answer (JSON) one query on the SQL "
             "endpoint may build; above it: HTTP 413 naming this setting", int),
+    Setting("query_max_series", 10_000, "most series one answer of /api/v1/query (or the "
+            "stream) holds; above it: HTTP 413 naming this setting", int),
+    Setting("query_max_points", 1_000_000, "most points one answer of /api/v1/query (or the "
+            "stream) holds, all series together; above it: HTTP 413 naming this setting", int),
     Setting("memory_limit", None, "DuckDB's memory limit for the whole store (user SQL, "
             "writer, roll-ups), e.g. 2GB or 50%; a query needing more is refused with 413; "
             "unset: DuckDB's default, 80% of RAM"),

@@ -222,12 +222,15 @@ def answer_json(con: duckdb.DuckDBPyConnection, sql: str, deadline: Deadline,
 
 
 def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any],
-              timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run trusted SQL (the API's own) with bound parameters under the time limit."""
+              timeout: float, max_rows: int | None = None
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run trusted SQL (the API's own) with bound parameters under the time limit; with
+    ``max_rows``, fetch one row more than it at most (the caller tells there were more)."""
     with read_only_cursor(con) as cursor, time_limited(cursor, timeout):
         cursor.execute(sql, params)
         names = [d[0] for d in cursor.description or []]
-        return names, cursor.fetchall()
+        rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
+        return names, rows
 
 
 def jsonable(value: Any) -> Any:
