@@ -119,6 +119,27 @@ _CARDINALITY_USAGE = {
         "refused_series": {"type": "integer"}}}
 
 
+_COUNT = {"type": "integer"}
+_SHARE = {"type": ["number", "null"], "description": "a fraction; null without a limit"}
+_CARDINALITY = {
+    "type": "object",
+    "properties": {
+        "series": _COUNT, "metrics": _COUNT, "max_series": _COUNT,
+        "max_series_per_metric": _COUNT, "usage": _SHARE, "refused_series": _COUNT,
+        "metric": {"type": ["string", "null"]},
+        "top_metrics": {"type": "array", "items": {"type": "object", "properties": {
+            "metric": {"type": "string"}, "series": _COUNT, "share": _SHARE,
+            "usage": _SHARE, "refused_points": _COUNT, "refused_series": _COUNT}}},
+        "top_labels": {"type": "array", "items": {"type": "object", "properties": {
+            "label": {"type": "string"},
+            "attributes": {"type": "string", "enum": ["point", "resource"]},
+            "values": _COUNT, "series": _COUNT}}},
+        "top_label_values": {"type": "array", "items": {"type": "object", "properties": {
+            "label": {"type": "string"}, "value": {"type": "string"}, "series": _COUNT}}},
+        "refused_metrics": {"type": "array", "items": {"type": "object", "properties": {
+            "metric": {"type": "string"}, "points": _COUNT, "series": _COUNT}}}}}
+
+
 _HEALTH = {"get": {
     "summary": "200 while the server can store exports; 503 and the reason while it cannot "
                "(starting, no decode worker running, the store's disk failing writes, "
@@ -156,6 +177,22 @@ def openapi_document() -> dict[str, Any]:
                         "series": {"type": "integer"},
                         "cardinality": {"$ref": "#/components/schemas/CardinalityUsage"}}}}}},
                               "401": _UNAUTHORIZED}}},
+            "/api/v1/status/cardinality": {"get": {
+                "summary": "where the series are: the metrics with the most series, the label "
+                           "names with the most distinct values (point and resource attributes "
+                           "apart), the label=value pairs in the most series, totals against "
+                           "max_series and max_series_per_metric, and what the limits refused",
+                "parameters": [
+                    {"name": "metric", "in": "query", "schema": {"type": "string"},
+                     "description": "narrow the lists to this metric"},
+                    {"name": "top", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                "default": 10}, "description": "length of each list"}],
+                "responses": {
+                    "200": {"description": "the cardinality view", "content": {
+                        "application/json": {"schema": _CARDINALITY}}},
+                    "400": _ERROR, "401": _UNAUTHORIZED,
+                    "404": {"description": "no such metric"}}}},
             "/api/v1/query": {"get": {
                 "summary": "a metric over a range, aggregated per step, grouped by attributes",
                 "parameters": _QUERY_PARAMS,

@@ -30,6 +30,7 @@ from .alerting.api import routes as alerting_routes
 from .alerting.rules import load_rules
 from .alerting.service import Alerting
 from .api import api_app
+from .cardinality import cardinality_route
 from .config import ConfigError, duration_setting, parse_address
 from .dashboard import dashboard_routes, load_dashboards
 from .query_api import AnswerLimits, QueryService
@@ -145,7 +146,10 @@ class Server:
         self.api = _uvicorn(api_app(self.queries, s, self.status, self.unavailable,
                                     lambda: self.writer.stats.commits,
                                     alerting_routes(lambda: self.alerting, s["auth_token"])
-                                    + dashboard_routes(s["dashboards"], s["auth_token"])),
+                                    + dashboard_routes(s["dashboards"], s["auth_token"])
+                                    + [cardinality_route(self.con, s["sql_timeout_seconds"],
+                                                         self.writer.limits.usage,
+                                                         s["auth_token"])]),
                             s, tls is not None)
         self._loop_thread = threading.Thread(
             target=lambda: asyncio.run(self._serve_http(http_sock, api_sock)),

@@ -12,6 +12,7 @@ import logging
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,75 @@ def test_rejection_warnings_are_rate_limited_per_reason(
         "otlp/grpc from c: rejected 2 data points: 2 points refused: retention_raw",
         "otlp/http from d: rejected 7 data points: 7 points refused: max_series (and 1 more "
         "requests with 5 rejected points since the last line like this)"]
+
+
+def get_json(server: ServerProcess, path: str, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(f"http://{server.api}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.load(exc)
+
+
+def test_the_cardinality_view_names_the_big_metrics_and_labels(
+        start_server: StartServer) -> None:
+    server = start_server("--max-series", "100", "--max-series-per-metric", "6")
+    combos = [{"route": r, "user.id": u} for r in ("r0", "r1") for u in ("u0", "u1", "u2")]
+    server.export(gauge_request("http.server.duration", [(c, T, 1.0) for c in combos]))
+    late = [{"route": r, "user.id": "u3"} for r in ("r0", "r1")]
+    assert refused(server.export(gauge_request("http.server.duration",
+                                               [(c, T, 1.0) for c in late])))[0] == 2
+    for service in ("shop", "billing"):
+        server.export(gauge_request("queue.depth", [({"queue": q}, T, 1.0) for q in ("q0", "q1")],
+                                    service=service))
+    code, body = get_json(server, "/api/v1/status/cardinality")
+    assert code == 200
+    assert body == {
+        "series": 10, "metrics": 2, "max_series": 100, "max_series_per_metric": 6,
+        "usage": 0.1, "refused_series": 2, "metric": None,
+        "top_metrics": [
+            {"metric": "http.server.duration", "series": 6, "share": 0.6, "usage": 1.0,
+             "refused_points": 2, "refused_series": 2},
+            {"metric": "queue.depth", "series": 4, "share": 0.4, "usage": 0.666667,
+             "refused_points": 0, "refused_series": 0}],
+        "top_labels": [
+            {"label": "service.name", "attributes": "resource", "values": 3, "series": 10},
+            {"label": "user.id", "attributes": "point", "values": 3, "series": 6},
+            {"label": "route", "attributes": "point", "values": 2, "series": 6},
+            {"label": "queue", "attributes": "point", "values": 2, "series": 4}],
+        "top_label_values": [
+            {"label": "route", "value": "r0", "series": 3},
+            {"label": "route", "value": "r1", "series": 3},
+            {"label": "queue", "value": "q0", "series": 2},
+            {"label": "queue", "value": "q1", "series": 2},
+            {"label": "user.id", "value": "u0", "series": 2},
+            {"label": "user.id", "value": "u1", "series": 2},
+            {"label": "user.id", "value": "u2", "series": 2}],
+        "refused_metrics": [{"metric": "http.server.duration", "points": 2, "series": 2}]}
+
+    code, body = get_json(server, "/api/v1/status/cardinality?metric=queue.depth&top=1")
+    assert code == 200
+    assert (body["metric"], body["top_metrics"], body["top_labels"], body["top_label_values"],
+            body["refused_metrics"]) == (
+        "queue.depth",
+        [{"metric": "queue.depth", "series": 4, "share": 0.4, "usage": 0.666667,
+          "refused_points": 0, "refused_series": 0}],
+        [{"label": "queue", "attributes": "point", "values": 2, "series": 4}],
+        [{"label": "queue", "value": "q0", "series": 2}], [])
+    assert "/api/v1/status/cardinality" in get_json(server, "/api/v1/openapi.json")[1]["paths"]
+    assert get_json(server, "/api/v1/status/cardinality?top=0") == (
+        400, {"error": "top: must be an integer 1-1000 (got '0')"})
+    assert get_json(server, "/api/v1/status/cardinality?metric=nope") == (
+        404, {"error": "metric: no metric named 'nope' is stored; GET /api/v1/metrics lists "
+                       "the names"})
+
+
+def test_the_cardinality_view_needs_the_token(start_server: StartServer) -> None:
+    server = start_server("--auth-token", "s3cret", "--max-series", "0")
+    assert get_json(server, "/api/v1/status/cardinality")[0] == 401
+    code, body = get_json(server, "/api/v1/status/cardinality", token="s3cret")
+    assert (code, body["series"], body["max_series"], body["usage"]) == (200, 0, 0, None)

@@ -436,3 +436,53 @@ def test_behind_the_bearer_token_the_page_asks_for_it(start_server: StartServer,
     assert {e for e in tab.errors} <= {
         "Failed to load resource: the server responded with a status of 401 (Unauthorized)"}
 
+
+
+def test_the_cardinality_view_shows_the_big_metric_its_labels_and_refusals(
+        start_server: StartServer, tab: Tab) -> None:
+    server = start_server("--max-series-per-metric", "4")
+    users = [{"route": "/pay", "user.id": f"u{i}"} for i in range(6)]
+    send(server, gauge_metric("http.server.duration",
+                              [number_point(a, ago(20), 0.5) for a in users[:4]]))
+    send(server, gauge_metric("http.server.duration",  # two new series past the limit
+                              [number_point(a, ago(10), 0.5) for a in users[4:]]))
+    send(server, gauge_metric("queue.depth", [number_point({"queue": q}, ago(10), 1.0)
+                                              for q in ("a", "b")]))
+    page = tab.page
+    page.goto(f"http://{server.api}/#/cardinality")
+
+    def rows(table: str) -> list[list[str]]:
+        return [[c.strip() for c in r.split("\t")]
+                for r in page.locator(f"#{table} tbody tr").all_inner_texts()]
+
+    page.wait_for_selector("#cardinality-metrics tbody tr")
+    assert rows("cardinality-summary") == [
+        ["series", "6", "1M", "0.0006 %"],
+        ["series of the largest metric", "4", "4", "100 %"]]
+    assert rows("cardinality-metrics") == [
+        ["http.server.duration", "4", "66.67 %", "100 %", "2 points, 2 series"],
+        ["queue.depth", "2", "33.33 %", "50 %", "–"]]
+    assert rows("cardinality-labels") == [
+        ["user.id", "point", "4", "4"], ["queue", "point", "2", "2"],
+        ["service.name", "resource", "1", "6"], ["route", "point", "1", "4"]]
+    assert rows("cardinality-refused") == [["http.server.duration", "2", "2"]]
+    meter = page.locator('#cardinality-metrics [role="meter"]').first
+    assert (meter.get_attribute("aria-valuenow"), meter.get_attribute("class")) == (
+        "100", "budget budget-red")
+    assert page.locator(".cardinality .status").inner_text() == (
+        "▲\n2 new series refused since start")
+    tab.shot("cardinality")
+
+    page.click('#cardinality-metrics button[data-metric="http.server.duration"]')
+    wait_until(lambda: page.url.endswith("#/cardinality?metric=http.server.duration"),
+               message="the address to name the metric")
+    wait_until(lambda: rows("cardinality-labels") == [
+        ["user.id", "point", "4", "4"], ["route", "point", "1", "4"],
+        ["service.name", "resource", "1", "4"]], message="its labels alone")
+    assert rows("cardinality-metrics") == [
+        ["http.server.duration", "4", "66.67 %", "100 %", "2 points, 2 series"]]
+    assert rows("cardinality-pairs")[0] == ["route=/pay", "4"]
+    page.click("#cardinality-all")
+    wait_until(lambda: len(rows("cardinality-metrics")) == 2, message="every metric again")
+    assert page.url.endswith("#/cardinality")
+    assert tab.errors == []

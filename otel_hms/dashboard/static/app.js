@@ -1,7 +1,9 @@
-// The page: views behind #/explore, #/dashboards, #/alerts, #/sql; live pause/resume; token.
+// The page: views behind #/explore, #/dashboards, #/alerts, #/sql, #/cardinality; live
+// pause/resume; token.
 
 import * as api from "./api.js";
 import { AlertsView, refreshBadge } from "./alerts.js";
+import { CardinalityView } from "./cardinality.js";
 import { DashboardsView } from "./dashboards.js";
 import { ExploreView } from "./explore.js";
 import * as live from "./live.js";
@@ -12,6 +14,7 @@ const views = {
   dashboards: new DashboardsView(document.getElementById("view-dashboards")),
   alerts: new AlertsView(document.getElementById("view-alerts")),
   sql: new SqlView(document.getElementById("view-sql")),
+  cardinality: new CardinalityView(document.getElementById("view-cardinality")),
 };
 let current = null;
 
