@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..sql_query import jsonable
+from otel_hms.query.read_only import jsonable
+
 from .backtest import backtest, parse_rules_text
 from .durations import parse_duration
 from .errors import BacktestError, RuleFileError

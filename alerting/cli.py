@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
+from otel_hms.api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
+
 from .errors import BacktestError, RuleTestFailure
 
 
@@ -71,7 +72,8 @@ def _test(files: list[str]) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from ..sql_client import render
+    from otel_hms.sql_client import render
+
     from .backtest import backtest, open_read_only, parse_rules_text
     from .durations import parse_duration
 

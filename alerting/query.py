@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import duckdb
 
-from ..sql_query import QueryError, run_query
+from otel_hms.query.read_only import QueryError, run_query
+
 from .evaluator import QueryFailed, Sample
 from .rules import Rule
 

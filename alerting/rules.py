@@ -19,8 +19,9 @@ from typing import Any
 
 import duckdb
 
-from ..sql_guard import RefusedSql, check_tree, parse_tree
-from ..yaml_file import YamlFileError, read_yaml
+from otel_hms.query.sql_guard import RefusedSql, check_tree, parse_tree
+from otel_hms.yaml_file import YamlFileError, read_yaml
+
 from .errors import RuleFileError
 from .fields import NAME, Fields, located
 from .templates import compile_error

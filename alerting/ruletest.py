@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..yaml_file import YamlFileError, read_yaml
+from otel_hms.yaml_file import YamlFileError, read_yaml
+
 from .durations import format_duration, parse_duration
 from .errors import RuleFileError
 from .evaluator import FIRING, Instance

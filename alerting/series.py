@@ -20,9 +20,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from ..receiver.decode import Decoder
-from ..storage import schema
-from ..storage.writer import Writer
+from otel_hms.query import install_helpers
+from otel_hms.receiver.decode import Decoder
+from otel_hms.storage import schema
+from otel_hms.storage.writer import Writer
 
 _SERIES = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.:/-]*)\s*(?:\{(.*)\})?\s*$")
 _LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.:/-]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -113,6 +114,7 @@ def memory_store(series: Sequence[InputSeries], interval: float,
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     con.execute("SET TimeZone = 'UTC'")
     schema.install(con)
+    install_helpers(con)
     writer = Writer(con, set())
     try:
         if series:

@@ -212,7 +212,8 @@ def parse_slos(raw: Any, source: str) -> tuple[list[Slo], list[Group]]:
 def slo_status(slo: Slo, con: duckdb.DuckDBPyConnection, timeout: float,
                now: float) -> dict[str, Any]:
     """Good, total, SLI and the share of the error budget left over the SLO's period."""
-    from ..sql_query import QueryError, run_query
+    from otel_hms.query.read_only import QueryError, run_query
+
     from .query import pin_clock
 
     sql = pin_clock(f"SELECT ({with_window(slo.good_sql, slo.period).strip().rstrip(';')}) "

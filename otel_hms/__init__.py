@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .embedded import DuckDBMetricExporter
-    from .instrument import ConfigureError, configure, meter_provider, shutdown, sql
+    from otel_hms.embedded import DuckDBMetricExporter
+    from otel_hms.instrument import ConfigureError, configure, meter_provider, shutdown, sql
 
 _LAZY = {"DuckDBMetricExporter": "embedded", "ConfigureError": "instrument",
          "configure": "instrument", "meter_provider": "instrument", "shutdown": "instrument",

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from otel_hms.cli import main
 
 sys.exit(main())

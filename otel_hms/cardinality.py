@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .alerting.api import bearer_check
-from .api import UNAUTHORIZED
-from .sql_query import QueryError, fetch_all
+from otel_hms.alerting.api import bearer_check
+from otel_hms.api import UNAUTHORIZED
+from otel_hms.query.read_only import QueryError, fetch_all
 
 TOP_DEFAULT = 10
 TOP_MAX = 1000

@@ -13,9 +13,9 @@ from typing import Any
 
 import duckdb
 
-from .query_spec import QueryParamError, parse_duration
-from .settings import BY_NAME, SETTINGS
-from .yaml_file import YamlFileError, read_yaml
+from otel_hms.query.spec import QueryParamError, parse_duration
+from otel_hms.settings import BY_NAME, SETTINGS
+from otel_hms.yaml_file import YamlFileError, read_yaml
 
 
 class ConfigError(Exception):
@@ -111,10 +111,11 @@ def duration_setting(values: dict[str, Any], name: str) -> dt.timedelta | None:
     if text in ("forever", "0", "none", ""):
         return None
     try:
-        return parse_duration(text, name)
+        duration: dt.timedelta = parse_duration(text, name)
     except QueryParamError:
         raise ConfigError(f"{BY_NAME[name].flag}: {text!r} is not a duration; use e.g. 30d, "
                           "12h, 90m or forever") from None
+    return duration
 
 
 def memory_limit(value: str) -> None:

@@ -29,12 +29,13 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import Aggregation
 
-from .receiver.decode import Decoder
-from .receiver.errors import ExportError
-from .receiver.ingest import Ingest
-from .storage.lock_holder import LockHolder
-from .storage.store import StoreLocked, known_series_ids, open_store
-from .storage.writer import StoreBusy, Writer, WriterClosed
+from otel_hms.query import install_helpers
+from otel_hms.receiver.decode import Decoder
+from otel_hms.receiver.errors import ExportError
+from otel_hms.receiver.ingest import Ingest
+from otel_hms.storage.lock_holder import LockHolder
+from otel_hms.storage.store import StoreLocked, known_series_ids, open_store
+from otel_hms.storage.writer import StoreBusy, Writer, WriterClosed
 
 log = logging.getLogger("otel_hms.embedded")
 # DuckDB lets one process open a file twice; two writers on it would race, so one it is.
@@ -73,6 +74,7 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
             con: duckdb.DuckDBPyConnection = open_store(self.path)
+            install_helpers(con)
         except StoreLocked as exc:
             fix = ("send to it with otel_hms.configure(endpoint=...) or export into another "
                    "file" if exc.holder and exc.holder.is_serve

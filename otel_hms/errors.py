@@ -12,13 +12,13 @@
 
 from __future__ import annotations
 
-from .alerting.errors import BacktestError, RuleFileError, RuleTestFailure
-from .config import ConfigError
-from .export_spec import ExportError
-from .receiver.decode_pool import DecodeWorkersFailed
-from .receiver.grpc_server import AddressInUse
-from .sql_client import SqlClientError
-from .storage.store import StoreError
+from otel_hms.alerting.errors import BacktestError, RuleFileError, RuleTestFailure
+from otel_hms.config import ConfigError
+from otel_hms.export_spec import ExportError
+from otel_hms.receiver.decode_pool import DecodeWorkersFailed
+from otel_hms.receiver.grpc_server import AddressInUse
+from otel_hms.sql_client import SqlClientError
+from otel_hms.storage.store import StoreError
 
 USER_ERRORS = (ConfigError, StoreError, AddressInUse, SqlClientError, RuleFileError,
                RuleTestFailure, BacktestError, ExportError, DecodeWorkersFailed)

@@ -13,8 +13,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from .api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
-from .export_spec import KINDS_HELP, TIME_HELP, ExportError, ExportSpec, make_spec
+from otel_hms.api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
+from otel_hms.export_spec import KINDS_HELP, TIME_HELP, ExportError, ExportSpec, make_spec
 
 if TYPE_CHECKING:
     import duckdb
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offline(path: str, spec: ExportSpec) -> dict[str, Any]:
-    from .parquet_export import run_export
+    from otel_hms.parquet_export import run_export
 
     con = open_read_only(path)
     try:
@@ -64,7 +64,7 @@ def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
     """The store at ``path``, read-only and without file access, or a one-line reason."""
     import duckdb
 
-    from .storage.lock_holder import lock_holder
+    from otel_hms.storage.lock_holder import lock_holder
 
     if not os.path.isfile(path):
         raise ExportError(f"--db: no store file {path}; pass the file `otel-hms serve --db` "

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .query_spec import QueryParamError, parse_duration, parse_time
+from otel_hms.query.spec import QueryParamError, parse_duration, parse_time
 
 # Each kind's dataset is its ClickHouse-shaped view (storage/schema.py), row for row.
 KINDS: dict[str, str] = {
@@ -51,10 +51,12 @@ def parse_bound(text: str, flag: str, now: dt.datetime) -> dt.datetime:
     text = text.strip()
     try:
         if _DURATION.fullmatch(text):
-            return now - parse_duration(text, flag)
-        return parse_time(text, flag, now).astimezone(dt.UTC)
+            bound: dt.datetime = now - parse_duration(text, flag)
+        else:
+            bound = parse_time(text, flag, now).astimezone(dt.UTC)
     except (QueryParamError, OverflowError, ValueError, OSError):
         raise ExportError(f"{flag}: {text!r} is not a time; use {TIME_HELP}") from None
+    return bound
 
 
 def parse_names(values: Iterable[str]) -> tuple[str, ...]:

@@ -26,26 +26,27 @@ from typing import Any, cast
 import duckdb
 import uvicorn
 
-from .alerting.api import routes as alerting_routes
-from .alerting.rules import load_rules
-from .alerting.service import Alerting
-from .api import api_app
-from .cardinality import cardinality_route
-from .config import ConfigError, duration_setting, parse_address
-from .dashboard import dashboard_routes, load_dashboards
-from .query_api import AnswerLimits, QueryService
-from .receiver.decode import Decoder
-from .receiver.decode_pool import DecodePool, DecodeWorkersFailed
-from .receiver.grpc_server import start_grpc
-from .receiver.http_server import otlp_http_app
-from .receiver.ingest import Ingest
-from .storage.connection import StoreConnection
-from .storage.disk_failure import Recovery, StoreUnavailable, disk_failure
-from .storage.old_points import OldPointCheck
-from .storage.rollups import Maintenance, Retention
-from .storage.series_limits import SeriesLimits
-from .storage.store import lock_configuration, open_store
-from .storage.writer import StoreBusy, Writer, WriterClosed
+from otel_hms.alerting.api import routes as alerting_routes
+from otel_hms.alerting.rules import load_rules
+from otel_hms.alerting.service import Alerting
+from otel_hms.api import api_app
+from otel_hms.cardinality import cardinality_route
+from otel_hms.config import ConfigError, duration_setting, parse_address
+from otel_hms.dashboard import dashboard_routes, load_dashboards
+from otel_hms.query import install_helpers
+from otel_hms.query.service import AnswerLimits, QueryService
+from otel_hms.receiver.decode import Decoder
+from otel_hms.receiver.decode_pool import DecodePool, DecodeWorkersFailed
+from otel_hms.receiver.grpc_server import start_grpc
+from otel_hms.receiver.http_server import otlp_http_app
+from otel_hms.receiver.ingest import Ingest
+from otel_hms.storage.connection import StoreConnection
+from otel_hms.storage.disk_failure import Recovery, StoreUnavailable, disk_failure
+from otel_hms.storage.old_points import OldPointCheck
+from otel_hms.storage.rollups import Maintenance, Retention
+from otel_hms.storage.series_limits import SeriesLimits
+from otel_hms.storage.store import lock_configuration, open_store
+from otel_hms.storage.writer import StoreBusy, Writer, WriterClosed
 
 log = logging.getLogger("otel_hms")
 
@@ -70,6 +71,7 @@ def _open_store(path: str, memory_limit: str | None) -> duckdb.DuckDBPyConnectio
     """The store as ``serve`` uses it, at start and at every reopen: its configuration locked
     before the API can take user SQL."""
     con: duckdb.DuckDBPyConnection = open_store(path, memory_limit)
+    install_helpers(con)
     lock_configuration(con)
     return con
 

@@ -20,8 +20,8 @@ import duckdb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .sql_deadline import Deadline, QueryCancelled, QueryError, QueryTimedOut, TooLarge
-from .sql_query import SqlLimits, answer_json
+from otel_hms.query.deadline import Deadline, QueryCancelled, QueryError, QueryTimedOut, TooLarge
+from otel_hms.query.read_only import SqlLimits, answer_json
 
 log = logging.getLogger("otel_hms.sql")
 BODY_HELP = 'body must be JSON: {"sql": "SELECT ..."}'

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import duckdb
 
-from . import sql_helpers
+from . import point_macros
 from .schema import LIST_BUCKETS
 
 MINUTE = dt.timedelta(minutes=1)
@@ -118,4 +118,4 @@ def roll_up_hours(cur: duckdb.DuckDBPyConnection, lo: dt.datetime, hi: dt.dateti
 def set_watermark(cur: duckdb.DuckDBPyConnection, resolution: str, until: dt.datetime) -> None:
     cur.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES (?, ?)",
                 [f"rollup_{resolution}_until", until.astimezone(dt.UTC).isoformat()])
-    sql_helpers.install_watermarks(cur)
+    point_macros.install_watermarks(cur)

@@ -13,14 +13,14 @@ from collections.abc import Callable
 
 import duckdb
 
-from . import late_points, nested_columns, sql_helpers, sum_chain
+from . import late_points, nested_columns, point_macros, sum_chain
 
 SCHEMA_VERSION = "5"
 # 1 -> 2: histogram roll-ups hold one row per series and minute/hour with lists of bucket
 # bounds and increases (``rollup_*_histograms``), not one row per bucket (``rollup_*_buckets``,
 # now a view): 15 times fewer rows for the quantile helpers to scan, join and group.
 # 2 -> 3: histogram roll-up rows carry ``layout``, a hash of their bounds, so a query can tell
-# bucket layouts apart without hashing every row's lists (otel_hms/rollup_quantiles.py).
+# bucket layouts apart without hashing every row's lists (query/rollup_quantiles.py).
 # 3 -> 4: sum points store their increase and the time of their series' previous point
 # (storage/sum_chain.py), so rates need no window over the points; ``sum_chain_breaks``.
 # 4 -> 5: ``rollup_late_points`` marks minutes whose roll-ups a late point changes
@@ -313,7 +313,7 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
     nested_columns.install(con)
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
-    sql_helpers.install(con)
+    point_macros.install(con)
     con.execute("INSERT OR REPLACE INTO otel_hms_meta VALUES ('schema_version', ?)",
                 [SCHEMA_VERSION])
 

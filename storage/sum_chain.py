@@ -1,7 +1,7 @@
 """Each sum point's increase since its series' previous point, computed as it is written.
 
 Rates and increases over raw points then need no window over the range: a point's stored
-``increase`` is what ``otel_sum_increments`` (storage/sql_helpers.py) computes for it when
+``increase`` is what ``otel_sum_increments`` (storage/point_macros.py) computes for it when
 the point before it lies in the range or its lookback, and ``prev_time_unix_nano`` says
 where that point is.  A series' chain is its points in (time, value, start time) order, the
 order of that window; points flagged no-recorded-value and NaN values are not in it (they

@@ -23,6 +23,18 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """An editable install made before a room was added cannot find it: say what to do."""
+    import importlib.util
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    rooms = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    missing = [name for name in rooms["package-dir"] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise pytest.UsageError(f"{', '.join(missing)} not importable: the installed otel-hms "
+                                "predates them; run .venv/bin/pip install -e '.[test]' again")
+
 def _ephemeral_range() -> range:
     try:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()

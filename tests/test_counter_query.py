@@ -1,4 +1,4 @@
-"""The API's counter path (otel_hms/counter_query.py) answers exactly as the helpers do.
+"""The API's counter path (query/counters.py) answers exactly as the helpers do.
 
 Points go in through the real decoder and writer; each question is asked through
 ``QueryService.run`` (series ids, cached labels) and through the ``rate`` / ``increase``
@@ -19,9 +19,9 @@ from starlette.datastructures import QueryParams
 from test_rollups import maintain
 from test_sql_helpers import Store
 
-from otel_hms.query_api import QueryService, UnknownMetric, shape
-from otel_hms.query_spec import QueryParamError, choose_source, to_sql
-from otel_hms.sql_query import fetch_all
+from otel_hms.query.read_only import fetch_all
+from otel_hms.query.service import QueryService, UnknownMetric, shape
+from otel_hms.query.spec import QueryParamError, choose_source, to_sql
 from otel_hms.storage.rollups import Retention
 
 END_S = 3 * 86400

@@ -37,7 +37,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from otel_hms.sql_query import jsonable
+from otel_hms.query.read_only import jsonable
 
 from conftest import ServerProcess, StartServer, free_port, wait_until
 

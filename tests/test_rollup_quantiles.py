@@ -33,9 +33,9 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from test_query_api import get
 from test_sql_helpers import Store
 
-from otel_hms.query_api import QueryService, shape
-from otel_hms.query_spec import QuerySpec, to_sql
-from otel_hms.sql_query import fetch_all
+from otel_hms.query.read_only import fetch_all
+from otel_hms.query.service import QueryService, shape
+from otel_hms.query.spec import QuerySpec, to_sql
 from otel_hms.storage.rollups import roll_up_hours, roll_up_minutes
 
 from conftest import ServerProcess, wait_until

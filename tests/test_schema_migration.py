@@ -9,8 +9,8 @@ from metric_builders import T0_S, histogram_metric, histogram_point, request, un
 from test_rollups import maintain
 from test_sql_helpers import Store
 
-from otel_hms.query_api import QueryService
-from otel_hms.query_spec import QuerySpec
+from otel_hms.query.service import QueryService
+from otel_hms.query.spec import QuerySpec
 from otel_hms.storage.rollups import Retention
 from otel_hms.storage.schema import SCHEMA_VERSION
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otel_hms.series_labels import SeriesInfo, distinct_labels, series_info
+from otel_hms.query.series_labels import SeriesInfo, distinct_labels, series_info
 
 
 def test_scope_then_series_id_as_last_resorts() -> None:

@@ -32,6 +32,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
+from otel_hms.query import install_helpers
 from otel_hms.receiver.decode import Decoder
 from otel_hms.storage.store import known_series_ids, open_store
 from otel_hms.storage.writer import Writer
@@ -42,6 +43,7 @@ A, B, C, D = ({"route": r, "env": "prod"} for r in ("/a", "/b", "/c", "/d"))
 class Store:
     def __init__(self, path: Path) -> None:
         self.con = open_store(str(path))
+        install_helpers(self.con)
         self.writer = Writer(self.con, known_series_ids(self.con), 1_000_000)
         self.decoder = Decoder(known=self.writer.known)
 

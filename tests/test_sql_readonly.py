@@ -429,7 +429,7 @@ def test_the_database_refuses_what_the_check_would_have(tmp_path: Path) -> None:
     its text at all, still cannot write, change a setting or touch a file."""
     import duckdb
 
-    from otel_hms.sql_query import read_only_cursor
+    from otel_hms.query.read_only import read_only_cursor
     from otel_hms.storage.store import lock_configuration, open_store
 
     con = open_store(str(tmp_path / "store.duckdb"))

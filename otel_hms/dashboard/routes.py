@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..alerting.api import bearer_check
-from ..api import UNAUTHORIZED
+from otel_hms.alerting.api import bearer_check
+from otel_hms.api import UNAUTHORIZED
+
 from .spec import Dashboard, DashboardError, dashboard_files, load_dashboard
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

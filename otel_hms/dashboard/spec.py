@@ -15,9 +15,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
-from ..query_spec import COUNTER_AGGS, NUMBER_AGGS, QUANTILE_AGG, QueryParamError, parse_duration
-from ..yaml_file import YamlFileError, read_yaml
+from otel_hms.config import ConfigError
+from otel_hms.query.spec import (
+    COUNTER_AGGS,
+    NUMBER_AGGS,
+    QUANTILE_AGG,
+    QueryParamError,
+    parse_duration,
+)
+from otel_hms.yaml_file import YamlFileError, read_yaml
 
 COLORS = ("red", "amber", "green", "blue", "grey")
 PANEL_TYPES = ("chart", "stat")

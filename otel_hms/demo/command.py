@@ -8,8 +8,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..alerting.durations import parse_duration
-from ..config import ConfigError, parse_address
+from otel_hms.alerting.durations import parse_duration
+from otel_hms.config import ConfigError, parse_address
+
 from . import demo_settings, rules_file, start_in_process
 from .driver import DemoOptions, run
 

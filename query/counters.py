@@ -19,8 +19,9 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .query_spec import QuerySpec
-from .storage.sql_helpers import stored_increase
+from otel_hms.storage.point_macros import stored_increase
+
+from .spec import QuerySpec
 
 # Parameters: $1 metric, $2 period, $3 step, $4 until, $5 source, then group_by and match.
 _HELPER = ("otel_increase_groups($1, $2::INTERVAL, step := $3::INTERVAL, "

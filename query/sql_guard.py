@@ -1,7 +1,7 @@
 """What user SQL may be: one SELECT that writes nothing and calls nothing with side effects.
 
 This is the clear-message half of "checked twice"; the database enforces the rest (see
-``sql_query``: a read-only transaction, a locked configuration, no external access).  The
+``read_only``: a read-only transaction, a locked configuration, no external access).  The
 statement is read by DuckDB's own parser (``json_serialize_sql``), so quoting, odd casing,
 comments and schema-qualified names (``system.main.checkpoint``) change nothing: the parse
 tree is walked for data-modifying query nodes (``WITH x AS (DELETE … RETURNING …)``) and

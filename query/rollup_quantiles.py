@@ -32,8 +32,8 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from .query_spec import QuerySpec
-from .sql_query import time_limited
+from .read_only import time_limited
+from .spec import QuerySpec
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Bucket positions summed by the first try; a metric with more buckets is asked again with
@@ -62,7 +62,7 @@ class RollupQuantiles:
     def answer(self, spec: QuerySpec, source: str,
                extra: dict[int, dict[str, str]] | None = None
                ) -> list[dict[str, Any]] | None:
-        """The ``series`` of the answer (as ``query_api.shape`` builds them), or None."""
+        """The ``series`` of the answer (as ``service.shape`` builds them), or None."""
         q = spec.quantile
         if q is None or source not in ("1m", "1h"):
             return None
@@ -274,7 +274,7 @@ class _Cells:
 def _shape(key: npt.NDArray[np.int64], value: npt.NDArray[np.float64], grid: _Grid,
            labels: dict[int, tuple[list[str], list[str], Any]],
            extra: dict[int, dict[str, str]]) -> list[dict[str, Any]]:
-    """Cells to ``[{labels, points}]``, sorted as ``query_api.shape`` sorts them."""
+    """Cells to ``[{labels, points}]``, sorted as ``service.shape`` sorts them."""
     gid = key // grid.count
     t_ms = ((grid.since_us + (key % grid.count) * grid.step_us) // 1000).tolist()
     finite = np.isfinite(value)

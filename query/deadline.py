@@ -21,8 +21,9 @@ from collections.abc import Iterator
 
 import duckdb
 
+from otel_hms.storage.disk_failure import StoreUnavailable, disk_failure
+
 from .sql_guard import refusal
-from .storage.disk_failure import StoreUnavailable, disk_failure
 
 
 class QueryError(Exception):

@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 import duckdb
 
-from .sql_deadline import Deadline, QueryCancelled, QueryError, TooLarge, time_limited
+from .deadline import Deadline, QueryCancelled, QueryError, TooLarge, time_limited
 from .sql_guard import RefusedSql, check_statement
 
 __all__ = ["Deadline", "QueryCancelled", "QueryError", "QueryResult", "SqlLimits", "TooLarge",

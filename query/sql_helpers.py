@@ -1,4 +1,8 @@
-"""SQL helpers installed in every store: counter rates, histogram quantiles, windowed stats.
+"""SQL helpers in every store: counter rates, histogram quantiles, windowed stats.
+
+The query layer installs them (``install``) over the store's own point macros
+(``storage.point_macros``: deduplicated points, each sum point's increase, each histogram
+point's bucket increases), when a server, an embedded exporter or a rule test opens a store.
 
 Cumulative counters with resets and bucketed histograms make everyday questions hard in raw
 SQL, so each one is a DuckDB table macro (``SELECT * FROM rate('requests', INTERVAL 5
@@ -41,6 +45,8 @@ from __future__ import annotations
 
 import duckdb
 
+from otel_hms.storage.point_macros import METRIC, SINCE, STEP, UNTIL
+
 # Labels of a series: its point attributes and service.name, or only the group_by keys (looked
 # up in the point attributes, then the resource attributes).
 _SERIES_LABELS = "map_concat(MAP {'service.name': coalesce(s.service_name, '')}, s.attributes)"
@@ -59,20 +65,15 @@ _MATCH = """
     (match IS NULL OR list_bool_and(list_transform(map_keys(match),
         lambda k: coalesce(s.attributes[k], s.resource_attributes[k]) = match[k])))
 """
-_METRIC = "(metric IS NULL OR s.metric_name = metric)"
-_UNTIL = "coalesce(until, now())::TIMESTAMPTZ"
-_SINCE = f"({_UNTIL} - period)"
-_STEP = "coalesce(step, period)"
-_LOOKBACK = f"coalesce(lookback, greatest({_STEP}, INTERVAL 5 MINUTE))"
 # A step without months is a fixed number of microseconds (the store runs in UTC): the bucket
 # start is then plain integer arithmetic, which is many times cheaper per point than
 # time_bucket on TIMESTAMPTZ; the condition is constant, so the planner keeps one branch.
-_STEP_US = f"(epoch({_STEP}) * 1000000)::BIGINT"
+_STEP_US = f"(epoch({STEP}) * 1000000)::BIGINT"
 _BUCKET = f"""
-    CASE WHEN date_part('month', {_STEP}) = 0 AND date_part('year', {_STEP}) = 0
-         THEN make_timestamptz(epoch_us({_SINCE}) + (epoch_us(p.time) - epoch_us({_SINCE}))
+    CASE WHEN date_part('month', {STEP}) = 0 AND date_part('year', {STEP}) = 0
+         THEN make_timestamptz(epoch_us({SINCE}) + (epoch_us(p.time) - epoch_us({SINCE}))
                                // {_STEP_US} * {_STEP_US})
-         ELSE time_bucket({_STEP}, p.time, {_SINCE}) END
+         ELSE time_bucket({STEP}, p.time, {SINCE}) END
 """
 # Roll-ups hold closed buckets up to their watermark; the rest of the range comes from raw.
 # The watermarks are a scalar macro holding constants (rewritten with each watermark move,
@@ -80,10 +81,10 @@ _BUCKET = f"""
 # scans, instead of joining every point to a subquery of otel_hms_meta.
 _WATERMARK = "otel_rollup_until(source)"
 _ROLLED = f"""
-    r.time >= {_SINCE} AND r.time < least({_UNTIL}, {_WATERMARK})
+    r.time >= {SINCE} AND r.time < least({UNTIL}, {_WATERMARK})
 """
-_TAIL_PERIOD = f"({_UNTIL} - greatest({_WATERMARK}, {_SINCE}))"
-_TAIL = f"source <> 'raw' AND {_WATERMARK} < {_UNTIL}"
+_TAIL_PERIOD = f"({UNTIL} - greatest({_WATERMARK}, {SINCE}))"
+_TAIL = f"source <> 'raw' AND {_WATERMARK} < {UNTIL}"
 _COMMON_ARGS = ("period, step := NULL, until := NULL, group_by := NULL, match := NULL, "
                 "source := 'raw'")
 _CHECK_SOURCE = """
@@ -92,31 +93,12 @@ _CHECK_SOURCE = """
 """
 
 
-def stored_increase(since: str, lookback: str) -> str:
-    """The increase a sum point ``p`` (of series ``s``) adds to a range starting at ``since``,
-    from its stored chain (storage/sum_chain.py): its stored increase when the point before
-    it lies in the range or ``lookback`` before it; else, for a delta sum, its value; else
-    (no baseline) its value only when its start time lies in the range.  One definition for
-    ``otel_sum_increments`` and the query API's flat statement (otel_hms/counter_query.py)."""
-    return f"""
-        CASE WHEN p.prev_time_unix_nano >= epoch_us({since} - {lookback}) * 1000
-                  AND (s.aggregation_temporality IS DISTINCT FROM 1
-                       OR p.prev_time_unix_nano = p.time_unix_nano)
-             THEN p.increase
-             WHEN s.aggregation_temporality = 1
-             THEN coalesce(p.value_int::DOUBLE, p.value)
-             WHEN p.start_time_unix_nano > 0
-                  AND p.start_time_unix_nano >= epoch_us({since}) * 1000
-             THEN coalesce(p.value_int::DOUBLE, p.value)
-        END"""
-
-
 def _rollup_union(table: str, columns: str) -> str:
     """Rows of both roll-up resolutions of ``table``, the one ``source`` names surviving."""
     return " UNION ALL ".join(f"""
         SELECT r.series_id, r.time, {columns}
         FROM rollup_{res}_{table} r JOIN series s USING (series_id)
-        WHERE source = '{res}' AND {_METRIC} AND {_ROLLED}
+        WHERE source = '{res}' AND {METRIC} AND {_ROLLED}
     """ for res in ("1m", "1h"))
 
 
@@ -126,184 +108,23 @@ def _rollup_increases() -> str:
         SELECT g.GroupId, g.SeriesId, {_BUCKET}, p.increase
         FROM rollup_{res}_number p JOIN g USING (series_id)
         WHERE source = '{res}' AND p.increase IS NOT NULL
-          AND p.time >= {_SINCE} AND p.time < least({_UNTIL}, {_WATERMARK})
+          AND p.time >= {SINCE} AND p.time < least({UNTIL}, {_WATERMARK})
     """ for res in ("1m", "1h"))
 
 
 MACROS: dict[str, str] = {
-    # Gauge and sum points in [lo, hi), deduplicated, no NaN, no no-recorded-value.
-    "otel_number_points": f"""
-        (metric, lo, hi) AS TABLE
-        SELECT p.series_id, p.time, coalesce(p.value_int::DOUBLE, p.value) AS v
-        FROM (SELECT series_id, time, time_unix_nano, value, value_int, flags FROM points_gauge
-              UNION ALL
-              SELECT series_id, time, time_unix_nano, value, value_int, flags FROM points_sum) p
-        JOIN series s USING (series_id)
-        WHERE {_METRIC} AND p.time >= lo AND p.time < hi
-          AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
-        QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
-    """,
-    # Per sum point in the range: the increase it shows (see the module docstring).
-    "otel_sum_increments": f"""
-        (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
-        WITH broken AS (
-            -- Series whose stored increases (storage/sum_chain.py) may be wrong near the
-            -- range: they take the window below; every other point its stored increase.
-            SELECT DISTINCT series_id FROM sum_chain_breaks
-            WHERE hi >= {_SINCE} - {_LOOKBACK} AND lo < {_UNTIL}
-        ), chained AS (
-            SELECT p.series_id, p.time,
-                   {stored_increase(_SINCE, _LOOKBACK)} AS delta
-            FROM points_sum p JOIN series s USING (series_id)
-            WHERE {_METRIC}
-              AND p.time >= {_SINCE} AND p.time < {_UNTIL}
-              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
-              AND p.series_id NOT IN (SELECT series_id FROM broken)
-        ), base AS (
-            -- Per series, the last point before the range (within lookback): the baseline.
-            SELECT p.series_id,
-                   arg_max(coalesce(p.value_int::DOUBLE, p.value), p.time_unix_nano) AS bv,
-                   arg_max(p.start_time_unix_nano, p.time_unix_nano) AS bst
-            FROM points_sum p JOIN series s USING (series_id)
-            WHERE {_METRIC}
-              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_SINCE}
-              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
-              AND p.series_id IN (SELECT series_id FROM broken)
-            GROUP BY p.series_id
-        ), lagged AS (
-            -- One window pass: each point with the one before it.  A point at the time of
-            -- the one before it is a duplicate (a retried export): below, it adds its step
-            -- from the copy before it (0 for identical copies), so a time's copies count as
-            -- the last (largest) of them and the next point's baseline is that same copy.
-            SELECT p.series_id, p.time, p.time_unix_nano AS t, p.start_time_unix_nano AS st,
-                   coalesce(p.value_int::DOUBLE, p.value) AS v, s.aggregation_temporality AS tp,
-                   lag(p.time_unix_nano) OVER w AS lt,
-                   lag(coalesce(p.value_int::DOUBLE, p.value)) OVER w AS lv,
-                   lag(p.start_time_unix_nano) OVER w AS lst
-            FROM points_sum p JOIN series s USING (series_id)
-            WHERE {_METRIC}
-              AND p.time >= {_SINCE} AND p.time < {_UNTIL}
-              AND p.flags & 1 = 0 AND NOT isnan(coalesce(p.value_int::DOUBLE, p.value))
-              AND p.series_id IN (SELECT series_id FROM broken)
-            WINDOW w AS (PARTITION BY p.series_id ORDER BY p.time_unix_nano,
-                         coalesce(p.value_int::DOUBLE, p.value), p.start_time_unix_nano)
-        ), ordered AS (
-            SELECT l.series_id, l.time, l.st, l.v, l.tp, l.lt = l.t AS dup,
-                   CASE WHEN l.lt IS NULL THEN b.bv ELSE l.lv END AS pv,
-                   CASE WHEN l.lt IS NULL THEN b.bst ELSE l.lst END AS pst
-            FROM lagged l LEFT JOIN base b USING (series_id)
-        )
-        SELECT series_id, time,
-               CASE WHEN dup THEN CASE WHEN tp = 1 OR st = pst THEN v - pv END
-                    WHEN tp = 1 THEN v
-                    WHEN pv IS NULL THEN
-                        CASE WHEN st > 0 AND make_timestamptz(st // 1000) >= {_SINCE}
-                             THEN v END
-                    WHEN st <> pst OR v < pv THEN v
-                    ELSE v - pv
-               END AS delta
-        FROM ordered
-        UNION ALL
-        SELECT series_id, time, delta FROM chained
-    """,
-    # Per histogram point and bucket: the observations it adds, with the bucket's bounds.
-    # Explicit buckets: (previous bound, bound]; exponential: (base^i, base^(i+1)] at the
-    # smallest scale of the metric in the range, negative buckets mirrored, the zero bucket
-    # (0, zero_threshold].
-    "otel_bucket_increments": f"""
-        (metric, period, until := NULL, lookback := NULL, step := NULL) AS TABLE
-        WITH hist_points AS (
-            SELECT p.*, s.aggregation_temporality AS tp
-            FROM points_histogram p JOIN series s USING (series_id)
-            WHERE {_METRIC}
-              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_UNTIL} AND p.flags & 1 = 0
-            QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
-        ), explicit AS (
-            SELECT series_id, time, time_unix_nano, start_time_unix_nano AS st,
-                   count AS total, tp,
-                   unnest(range(len(bucket_counts))) AS i,
-                   unnest(bucket_counts)::DOUBLE AS n,
-                   unnest(list_prepend(NULL, explicit_bounds::DOUBLE[])) AS lower,
-                   unnest(list_append(explicit_bounds::DOUBLE[], 'inf'::DOUBLE)) AS upper
-            FROM hist_points
-        ), exp_points AS (
-            SELECT p.*, s.aggregation_temporality AS tp,
-                   min(p.scale) OVER (PARTITION BY s.metric_name) AS min_scale
-            FROM points_exp_histogram p JOIN series s USING (series_id)
-            WHERE {_METRIC}
-              AND p.time >= {_SINCE} - {_LOOKBACK} AND p.time < {_UNTIL} AND p.flags & 1 = 0
-            QUALIFY row_number() OVER (PARTITION BY p.series_id, p.time_unix_nano) = 1
-        ), exp_buckets AS (
-            SELECT series_id, time, time_unix_nano, start_time_unix_nano AS st, count AS total,
-                   tp, min_scale, zero_threshold AS zt, 1 AS sign,
-                   (positive_offset + unnest(range(len(positive_bucket_counts))))
-                       >> (scale - min_scale) AS idx,
-                   unnest(positive_bucket_counts)::DOUBLE AS n
-            FROM exp_points
-            UNION ALL
-            SELECT series_id, time, time_unix_nano, start_time_unix_nano, count, tp,
-                   min_scale, zero_threshold, -1,
-                   (negative_offset + unnest(range(len(negative_bucket_counts))))
-                       >> (scale - min_scale),
-                   unnest(negative_bucket_counts)::DOUBLE
-            FROM exp_points
-            UNION ALL
-            SELECT series_id, time, time_unix_nano, start_time_unix_nano, count, tp,
-                   min_scale, zero_threshold, 0, 0, zero_count::DOUBLE
-            FROM exp_points
-        ), exponential AS (
-            SELECT series_id, time, time_unix_nano, st, total, tp,
-                   sign * 1000000000 + idx AS i, sum(n) AS n,
-                   CASE sign WHEN 1 THEN pow(2.0, pow(2.0, -min_scale) * idx)
-                             WHEN -1 THEN -pow(2.0, pow(2.0, -min_scale) * (idx + 1))
-                             ELSE 0.0 END AS lower,
-                   CASE sign WHEN 1 THEN pow(2.0, pow(2.0, -min_scale) * (idx + 1))
-                             WHEN -1 THEN -pow(2.0, pow(2.0, -min_scale) * idx)
-                             ELSE zt END AS upper
-            FROM exp_buckets
-            GROUP BY series_id, time, time_unix_nano, st, total, tp, min_scale, zt, sign, idx
-        ), buckets AS (
-            SELECT series_id, time, time_unix_nano, st, total, tp, i, n, lower, upper
-            FROM explicit
-            UNION ALL
-            SELECT series_id, time, time_unix_nano, st, total, tp, i, n, lower, upper
-            FROM exponential
-        ), points AS (
-            SELECT DISTINCT series_id, time_unix_nano, st, total FROM buckets
-        ), marked AS (
-            -- A point-level reset: the count dropped or the start time changed.
-            SELECT series_id, time_unix_nano,
-                   lag(time_unix_nano) OVER w AS prev_t,
-                   coalesce(total < lag(total) OVER w OR st <> lag(st) OVER w, false) AS reset
-            FROM points WINDOW w AS (PARTITION BY series_id ORDER BY time_unix_nano)
-        ), ordered AS (
-            SELECT b.*, m.prev_t, m.reset,
-                   lag(b.n) OVER (PARTITION BY b.series_id, b.i ORDER BY b.time_unix_nano) AS pn
-            FROM buckets b JOIN marked m USING (series_id, time_unix_nano)
-        )
-        SELECT series_id, time, lower, upper,
-               CASE WHEN tp = 1 THEN n
-                    WHEN prev_t IS NULL THEN
-                        CASE WHEN st > 0 AND make_timestamptz(st // 1000) >= {_SINCE}
-                             THEN n END
-                    WHEN reset THEN n
-                    ELSE greatest(n - coalesce(pn, 0), 0)
-               END AS n
-        FROM ordered
-        WHERE time >= {_SINCE}
-    """,
     # The three kinds of partial rows every helper aggregates, from raw points or roll-ups.
     "otel_number_partials": f"""
         (metric, period, until := NULL, source := 'raw', step := NULL) AS TABLE
         SELECT series_id, time, 1 AS count, v AS sum, v AS min, v AS max, v AS last,
                time AS last_time
-        FROM otel_number_points(metric, {_SINCE}, {_UNTIL})
+        FROM otel_number_points(metric, {SINCE}, {UNTIL})
         WHERE source = 'raw'
         UNION ALL
         {_rollup_union("number", "r.count, r.sum, r.min, r.max, r.last, r.last_time")}
         UNION ALL
         SELECT series_id, time, 1, v, v, v, v, time
-        FROM otel_number_points(metric, greatest({_WATERMARK}, {_SINCE}), {_UNTIL})
+        FROM otel_number_points(metric, greatest({_WATERMARK}, {SINCE}), {UNTIL})
         WHERE {_TAIL}
     """,
     "otel_sum_partials": f"""
@@ -350,7 +171,7 @@ MACROS: dict[str, str] = {
         SELECT s.series_id, {_LABELS} AS Labels, {_SERIES_KEY} AS SeriesId,
                dense_rank() OVER (ORDER BY {_GROUP_KEY}, {_SERIES_KEY}) AS GroupId
         FROM series s
-        WHERE {_METRIC} AND {_MATCH}
+        WHERE {METRIC} AND {_MATCH}
     """,
     # otel_series_groups without the labels: what the big aggregations join on.
     "otel_series_group_ids": f"""
@@ -358,7 +179,7 @@ MACROS: dict[str, str] = {
         SELECT s.series_id, {_SERIES_KEY} AS SeriesId,
                dense_rank() OVER (ORDER BY {_GROUP_KEY}, {_SERIES_KEY}) AS GroupId
         FROM series s
-        WHERE {_METRIC} AND {_MATCH}
+        WHERE {METRIC} AND {_MATCH}
     """,
     # Per group (and, ungrouped, series) and bucket: the increase.  Each source joins its
     # rows to their group once (the group join also selects the metric's series); roll-up
@@ -403,7 +224,7 @@ MACROS: dict[str, str] = {
     """,
     "rate": f"""
         (metric, {_COMMON_ARGS}, lookback := NULL) AS TABLE
-        SELECT Labels, TimeUnix, Value / epoch({_STEP}) AS Value, SeriesId
+        SELECT Labels, TimeUnix, Value / epoch({STEP}) AS Value, SeriesId
         FROM increase(metric, period, step := step, until := until, group_by := group_by,
                       match := match, lookback := lookback, source := source)
     """,
@@ -509,8 +330,8 @@ MACROS: dict[str, str] = {
             JOIN otel_group_labels(metric, group_by := group_by, match := match) l
                 USING (GroupId)
         ), grid AS (
-            SELECT DISTINCT g.Labels, g.SeriesId, unnest(range({_SINCE}, {_UNTIL},
-                                                              {_STEP})) AS TimeUnix
+            SELECT DISTINCT g.Labels, g.SeriesId, unnest(range({SINCE}, {UNTIL},
+                                                              {STEP})) AS TimeUnix
             FROM stats g WHERE fill
         )
         SELECT Labels, TimeUnix, Count, Sum, Avg, Min, Max, Last, SeriesId
@@ -529,7 +350,7 @@ MACROS: dict[str, str] = {
         SELECT any_value({_SERIES_LABELS}) AS Labels, max(p.time) AS TimeUnix,
                arg_max(p.v, p.time) AS Value,
                s.series_id AS SeriesId
-        FROM otel_number_points(metric, {_SINCE}, {_UNTIL}) p
+        FROM otel_number_points(metric, {SINCE}, {UNTIL}) p
         JOIN series s USING (series_id)
         WHERE {_MATCH}
         GROUP BY s.series_id
@@ -538,29 +359,13 @@ MACROS: dict[str, str] = {
     # The bucket grid of a range: origin at the range start, one row per step.
     "time_grid": f"""
         (period, step := INTERVAL 1 MINUTE, until := NULL) AS TABLE
-        SELECT unnest(range({_SINCE}, {_UNTIL}, {_STEP})) AS TimeUnix
+        SELECT unnest(range({SINCE}, {UNTIL}, {STEP})) AS TimeUnix
     """,
 }
 
-def install_watermarks(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create ``otel_rollup_until(source)`` from the watermarks in ``otel_hms_meta``.
-
-    Called in the transaction that moves a watermark, so a reader sees the macro and the
-    roll-up rows of the same commit.
-    """
-    rows = con.execute("SELECT key, value FROM otel_hms_meta WHERE key IN "
-                       "('rollup_1m_until', 'rollup_1h_until')").fetchall()
-    marks = {key: value for key, value in rows if value}
-    cases = " ".join(
-        f"WHEN '{res}' THEN TIMESTAMPTZ '{marks[f'rollup_{res}_until']}'"
-        for res in ("1m", "1h") if f"rollup_{res}_until" in marks)
-    body = (f"CASE source {cases} ELSE '-infinity'::TIMESTAMPTZ END" if cases
-            else "'-infinity'::TIMESTAMPTZ")
-    con.execute(f"CREATE OR REPLACE MACRO otel_rollup_until(source) AS {body}")
-
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create every helper; dependencies are defined before their users."""
-    install_watermarks(con)
+    """(Re)create every helper over the store's point macros (``storage.point_macros``,
+    installed when the store opens); dependencies are defined before their users."""
     for name, body in MACROS.items():
         con.execute(f"CREATE OR REPLACE MACRO {name}{body}")

@@ -1,28 +1,28 @@
-"""``/api/v1/query``, ``/api/v1/metrics`` and ``/api/v1/stream``: metrics as chart-ready JSON.
+"""The query API's questions answered: metric lookup, one statement per answer, shaping.
 
-Each request becomes one SQL statement over the store's helpers (see ``query_spec``), run on
-its own cursor in a worker thread under the SQL time limit, so a slow query never holds up
-ingest or other requests.  The stream re-asks the same question after each commit and pushes
-the points that changed, for live dashboards.
+Each question becomes one SQL statement over the store's helpers (see ``spec``), run on its
+own cursor under the SQL time limit, so a slow query never holds up ingest or other
+requests.  Counters (``counters``) and roll-up quantiles (``rollup_quantiles``) take shorter
+roads with the helpers' exact answers.  The HTTP routes are ``otel_hms.query_routes``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import orjson
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from . import counter_query
-from .query_spec import (
+from otel_hms.storage.schema import POINT_TABLES
+
+from . import counters
+from .read_only import TooLarge, fetch_all
+from .rollup_quantiles import RollupQuantiles
+from .series_labels import LABELS_SQL, extra_labels
+from .spec import (
     COUNTER_AGGS,
     QueryParamError,
     QuerySpec,
@@ -31,10 +31,6 @@ from .query_spec import (
     parse_query,
     to_sql,
 )
-from .rollup_quantiles import RollupQuantiles
-from .series_labels import LABELS_SQL, extra_labels
-from .sql_query import QueryError, TooLarge, fetch_all
-from .storage.schema import POINT_TABLES
 
 TEMPORALITY = {1: "delta", 2: "cumulative"}
 HISTOGRAM_KINDS = ("histogram", "exponential_histogram")
@@ -77,7 +73,7 @@ class QueryService:
         self.watermarks = watermarks or (lambda: {})
         self.raw_retention = raw_retention
         self.quantiles = RollupQuantiles(con, timeout)
-        self._labels = counter_query.SeriesLabelCache()
+        self._labels = counters.SeriesLabelCache()
 
     def kind_of(self, metric: str) -> tuple[str, bool | None]:
         _, rows = fetch_all(self.con, "SELECT metric_type, bool_or(is_monotonic) FROM series "
@@ -134,11 +130,11 @@ class QueryService:
         self.limits.check(series)
         return {
             "metric": spec.metric, "kind": kind, "agg": spec.agg,
-            "start_ms": _ms(spec.start), "end_ms": _ms(spec.end),
+            "start_ms": epoch_ms(spec.start), "end_ms": epoch_ms(spec.end),
             "step_ms": int(spec.step.total_seconds() * 1000), "source": source,
             # The server's clock: a page moves its live window by it, not by its own clock,
             # which may be minutes off (points outside the window would vanish from charts).
-            "now_ms": _ms(dt.datetime.now(dt.UTC)),
+            "now_ms": epoch_ms(dt.datetime.now(dt.UTC)),
             "series": series,
         }
 
@@ -154,27 +150,27 @@ class QueryService:
 
     def _counter_series(self, spec: QuerySpec, source: str,
                         checked: bool) -> list[dict[str, Any]] | None:
-        """A rate or increase without a MAP per row (see ``counter_query``); None when the
+        """A rate or increase without a MAP per row (see ``counters``); None when the
         metric turns out not to be a sum and ``checked`` is false."""
         known = None if spec.by else self._labels.peek(spec.metric)
-        sql, params = counter_query.flat_sql(spec, source, known is not None and known.most_sums)
+        sql, params = counters.flat_sql(spec, source, known is not None and known.most_sums)
         rows = self._point_rows(sql, params)
-        breaks, count, rows = counter_query.split_marks(rows, bool(spec.by))
+        breaks, count, rows = counters.split_marks(rows, bool(spec.by))
         if count < 0 and not checked:
             return None
         if breaks:
-            sql, args = counter_query.counter_sql(spec, source)
+            sql, args = counters.counter_sql(spec, source)
             rows = self._point_rows(sql, args)
         if spec.by:
-            return counter_query.group_series(rows)
+            return counters.group_series(rows)
         labels = self._labels.get(spec.metric, count, {row[0] for row in rows},
                                   lambda: self._build_labels(spec.metric))
-        return counter_query.series_series(rows, labels)
+        return counters.series_series(rows, labels)
 
-    def _build_labels(self, metric: str) -> counter_query.SeriesLabels:
-        _, rows = fetch_all(self.con, counter_query.LABELS_SQL, [metric], self.timeout)
-        _, most = fetch_all(self.con, counter_query.MOST_SUMS_SQL, [metric], self.timeout)
-        return counter_query.build_labels(rows, self.series_labels(metric), bool(most[0][0]))
+    def _build_labels(self, metric: str) -> counters.SeriesLabels:
+        _, rows = fetch_all(self.con, counters.LABELS_SQL, [metric], self.timeout)
+        _, most = fetch_all(self.con, counters.MOST_SUMS_SQL, [metric], self.timeout)
+        return counters.build_labels(rows, self.series_labels(metric), bool(most[0][0]))
 
     def series_labels(self, metric: str) -> dict[int, dict[str, str]]:
         """Labels telling the metric's series apart (see ``series_labels``)."""
@@ -206,7 +202,7 @@ class QueryService:
         return out
 
 
-def _ms(t: dt.datetime) -> int:
+def epoch_ms(t: dt.datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
@@ -234,108 +230,5 @@ def shape(rows: list[tuple[Any, ...]],
     out = list(series.values())
     for entry in out:
         entry["points"].sort(key=lambda p: p[0])
-    out.sort(key=lambda e: counter_query.label_order(e["labels"]))  # built sorted
+    out.sort(key=lambda e: counters.label_order(e["labels"]))  # built sorted
     return out
-
-
-def routes_handlers(service: QueryService, authorized: Callable[[Request], bool],
-                    unauthorized: Callable[[], Response],
-                    commits: Callable[[], int]) -> dict[str, Callable[..., Any]]:
-    """The three endpoints as Starlette handlers, keyed by path."""
-
-    async def query(request: Request) -> Response:
-        if not authorized(request):
-            return unauthorized()
-        try:
-            body = await asyncio.to_thread(service.answer, request.query_params)
-        except UnknownMetric as exc:
-            return JSONResponse({"error": str(exc)}, 404)
-        except TooLarge as exc:
-            return JSONResponse({"error": str(exc)}, 413)
-        except (QueryParamError, QueryError) as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        # orjson: an answer of 2,048 series serializes in ~1 ms instead of ~9 ms (json.dumps)
-        return Response(orjson.dumps(body), media_type="application/json")
-
-    async def metrics(request: Request) -> Response:
-        if not authorized(request):
-            return unauthorized()
-        try:
-            return JSONResponse({"metrics": await asyncio.to_thread(service.metrics),
-                                 "now_ms": _ms(dt.datetime.now(dt.UTC))})
-        except QueryError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-
-    async def stream(request: Request) -> Response:
-        if not authorized(request):
-            return unauthorized()
-        try:
-            spec, kind = await asyncio.to_thread(service.spec, request.query_params)
-        except UnknownMetric as exc:
-            return JSONResponse({"error": str(exc)}, 404)
-        except (QueryParamError, QueryError) as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        live = "start" not in request.query_params and "end" not in request.query_params
-        if not live:
-            return JSONResponse({"error": "the stream follows now: send range and step, "
-                                 "not start or end"}, 400)
-        return StreamingResponse(
-            _events(service, spec, kind, commits, request),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    return {"/api/v1/query": query, "/api/v1/metrics": metrics, "/api/v1/stream": stream}
-
-
-async def _events(service: QueryService, first: QuerySpec, kind: str, commits: Callable[[], int],
-                  request: Request, poll: float = 0.2, heartbeat: float = 15.0
-                  ) -> AsyncIterator[bytes]:
-    """Server-Sent Events: the whole range once, then each point that is new or changed.
-
-    Buckets stay on the grid of the first answer (origin = its start), so a client can key
-    points by time; the newest bucket fills up as points arrive and is re-sent as it changes.
-    """
-    spec = first
-    sent: dict[tuple[Any, ...], float | None] = {}
-    seen_commits = -1
-    answered = False
-    idle = 0.0
-    while not await request.is_disconnected():
-        current = commits()
-        if current != seen_commits:
-            seen_commits = current
-            if answered:  # only the last two buckets of the grid can change
-                now = dt.datetime.now(dt.UTC)
-                end = first.start + math.ceil((now - first.start) / first.step) * first.step
-                spec = QuerySpec(metric=first.metric, agg=first.agg, start=end - 2 * first.step,
-                                 end=end, step=first.step, by=first.by, where=first.where)
-            try:
-                body = await asyncio.to_thread(service.run, spec, kind)
-            except (QueryParamError, QueryError) as exc:
-                yield _event("error", {"error": str(exc)})
-                return
-            changed = []
-            for entry in body["series"]:
-                key = tuple(sorted(entry["labels"].items()))
-                points = [p for p in entry["points"] if sent.get((key, p[0]), "-") != p[1]]
-                for p in points:
-                    sent[(key, p[0])] = p[1]
-                if points:
-                    changed.append({"labels": entry["labels"], "points": points})
-            if changed or not answered:
-                body["series"] = changed
-                yield _event("points", body)
-            answered = True
-            if len(sent) > 100_000:  # keep what the last buckets need
-                oldest = _ms(spec.start)
-                sent = {k: v for k, v in sent.items() if k[1] >= oldest}
-            idle = 0.0
-        await asyncio.sleep(poll)
-        idle += poll
-        if idle >= heartbeat:
-            idle = 0.0
-            yield b": keep-alive\n\n"
-
-
-def _event(name: str, data: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
