@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from otel_hms.embedded import DuckDBMetricExporter
-    from otel_hms.instrument import ConfigureError, configure, meter_provider, shutdown, sql
+    from otel_hms.sdk.embedded import DuckDBMetricExporter
+    from otel_hms.sdk.instrument import ConfigureError, configure, meter_provider, shutdown, sql
 
-_LAZY = {"DuckDBMetricExporter": "embedded", "ConfigureError": "instrument",
-         "configure": "instrument", "meter_provider": "instrument", "shutdown": "instrument",
-         "sql": "instrument"}
+_LAZY = {"DuckDBMetricExporter": "sdk.embedded", "ConfigureError": "sdk.instrument",
+         "configure": "sdk.instrument", "meter_provider": "sdk.instrument",
+         "shutdown": "sdk.instrument", "sql": "sdk.instrument"}
 
 
 def __getattr__(name: str) -> Any:

@@ -26,13 +26,13 @@ from typing import Any, cast
 import duckdb
 import uvicorn
 
-from otel_hms.alerting.api import routes as alerting_routes
 from otel_hms.alerting.rules import load_rules
 from otel_hms.alerting.service import Alerting
-from otel_hms.api import api_app
-from otel_hms.cardinality import cardinality_route
 from otel_hms.config import ConfigError, duration_setting, parse_address
 from otel_hms.dashboard import dashboard_routes, load_dashboards
+from otel_hms.http.alerting import routes as alerting_routes
+from otel_hms.http.api import api_app
+from otel_hms.http.cardinality import cardinality_route
 from otel_hms.query import install_helpers
 from otel_hms.query.service import AnswerLimits, QueryService
 from otel_hms.receiver.decode import Decoder

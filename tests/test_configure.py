@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from otel_hms.instrument import ConfigureError, make_exporter, resolve_protocol
+from otel_hms.sdk.instrument import ConfigureError, make_exporter, resolve_protocol
 
 from conftest import ServerProcess, StartServer, wait_until
 

@@ -32,8 +32,6 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 
 # Imports that run the wrong way today (importer module, imported module).
 KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("otel_hms.alerting.cli", "otel_hms.api_client"),
-    ("otel_hms.alerting.cli", "otel_hms.sql_client"),
     ("otel_hms.alerting.rules", "otel_hms.yaml_file"),
     ("otel_hms.alerting.ruletest", "otel_hms.yaml_file"),
     ("otel_hms.storage.arrow_batches", "otel_hms.receiver.decode"),

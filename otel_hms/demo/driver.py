@@ -84,7 +84,7 @@ def _labels(labels: dict[str, str]) -> str:
 def run(options: DemoOptions, stop: threading.Event | None = None,
         say: Callable[[str], None] = print) -> None:
     """Tell the story until ``duration`` passes or ``stop`` is set; flush before returning."""
-    from otel_hms.instrument import meter_provider  # the SDK loads only when a demo runs
+    from otel_hms.sdk.instrument import meter_provider  # the SDK loads only when a demo runs
 
     stop = stop or threading.Event()
     headers = {"authorization": f"Bearer {options.token}"} if options.token else None

@@ -7,12 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from otel_hms.alerting import cli as rules_cli
 from otel_hms.config import ConfigError, resolve
 from otel_hms.demo import command as demo_cli
 from otel_hms.settings import SETTINGS
 
-from . import export_cli
+from . import export as export_cli
+from . import rules as rules_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # every error a user can cause ends here, as one line
-        from otel_hms.errors import user_message
+        from otel_hms.cli.errors import user_message
         message = user_message(exc)
         if message is None:
             raise
@@ -79,8 +79,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from otel_hms.api_client import api_address, api_token
-    from otel_hms.sql_client import query, render
+    from otel_hms.cli.api_client import api_address, api_token
+    from otel_hms.cli.sql import query, render
 
     print(render(query(api_address(args.api), args.query, api_token(args.token)), args.format))
     return 0

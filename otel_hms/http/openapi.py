@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_hms.export_spec import KINDS, TIME_HELP
+from otel_hms import __version__
+from otel_hms.export.spec import KINDS, TIME_HELP
 from otel_hms.query.spec import AGGS_HELP
-
-from . import __version__
 
 _ERROR = {"description": "refused: the message says what is wrong and how to fix it",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -13,8 +13,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from otel_hms.api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
-from otel_hms.export_spec import KINDS_HELP, TIME_HELP, ExportError, ExportSpec, make_spec
+from otel_hms.cli.api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
+from otel_hms.export.spec import KINDS_HELP, TIME_HELP, ExportError, ExportSpec, make_spec
 
 if TYPE_CHECKING:
     import duckdb
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offline(path: str, spec: ExportSpec) -> dict[str, Any]:
-    from otel_hms.parquet_export import run_export
+    from otel_hms.export.parquet import run_export
 
     con = open_read_only(path)
     try:

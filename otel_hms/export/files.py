@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from otel_hms.export_spec import ExportBusy, ExportError
+from otel_hms.export.spec import ExportBusy, ExportError
 
 TMP_PREFIX = ".export-"
 

@@ -6,9 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from otel_hms.api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
-
-from .errors import BacktestError, RuleTestFailure
+from otel_hms.alerting.errors import BacktestError, RuleTestFailure
+from otel_hms.cli.api_client import ApiRefused, ApiUnreachable, api_address, api_token, post_json
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(files: list[str]) -> int:
-    from .check import check_files
+    from otel_hms.alerting.check import check_files
 
     rules, problems = check_files(files)
     for p in problems:
@@ -54,7 +53,7 @@ def _check(files: list[str]) -> int:
 
 
 def _test(files: list[str]) -> int:
-    from .ruletest import run_file
+    from otel_hms.alerting.ruletest import run_file
 
     total = failed = 0
     for path in files:
@@ -72,10 +71,9 @@ def _test(files: list[str]) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from otel_hms.sql_client import render
-
-    from .backtest import backtest, open_read_only, parse_rules_text
-    from .durations import parse_duration
+    from otel_hms.alerting.backtest import backtest, open_read_only, parse_rules_text
+    from otel_hms.alerting.durations import parse_duration
+    from otel_hms.cli.sql import render
 
     try:
         since = parse_duration(args.since)
@@ -88,7 +86,7 @@ def _backtest(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise BacktestError(f"{args.file}: cannot read rules file: {exc.strerror}") from None
     if args.db:
-        from .query import SqlQuery
+        from otel_hms.alerting.query import SqlQuery
 
         rules = parse_rules_text(text, args.file)
         con = open_read_only(args.db)

@@ -10,7 +10,7 @@ import io
 import json
 from typing import Any
 
-from otel_hms.api_client import ApiRefused, ApiUnreachable, post_json
+from otel_hms.cli.api_client import ApiRefused, ApiUnreachable, post_json
 
 
 class SqlClientError(Exception):

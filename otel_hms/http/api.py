@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from otel_hms.export_api import export_endpoint, export_root
-from otel_hms.openapi import openapi_document
+from otel_hms.http.export import export_endpoint, export_root
+from otel_hms.http.openapi import openapi_document
+from otel_hms.http.query import routes_handlers
+from otel_hms.http.sql import SqlStats, sql_endpoint
 from otel_hms.query.service import QueryService
-from otel_hms.query_routes import routes_handlers
-from otel_hms.sql_endpoint import SqlStats, sql_endpoint
 from otel_hms.storage.disk_failure import StoreUnavailable, disk_failure
 
 UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"

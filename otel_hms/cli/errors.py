@@ -13,11 +13,11 @@
 from __future__ import annotations
 
 from otel_hms.alerting.errors import BacktestError, RuleFileError, RuleTestFailure
+from otel_hms.cli.sql import SqlClientError
 from otel_hms.config import ConfigError
-from otel_hms.export_spec import ExportError
+from otel_hms.export.spec import ExportError
 from otel_hms.receiver.decode_pool import DecodeWorkersFailed
 from otel_hms.receiver.grpc_server import AddressInUse
-from otel_hms.sql_client import SqlClientError
 from otel_hms.storage.store import StoreError
 
 USER_ERRORS = (ConfigError, StoreError, AddressInUse, SqlClientError, RuleFileError,

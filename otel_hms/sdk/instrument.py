@@ -37,7 +37,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 
-from otel_hms.embedded import DuckDBMetricExporter
+from otel_hms.sdk.embedded import DuckDBMetricExporter
 
 
 class ConfigureError(ValueError):

@@ -19,8 +19,8 @@ import duckdb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from otel_hms.export_spec import ExportBusy, ExportError, ExportSpec, make_spec
-from otel_hms.parquet_export import run_export
+from otel_hms.export.parquet import run_export
+from otel_hms.export.spec import ExportBusy, ExportError, ExportSpec, make_spec
 
 BODY_HELP = ('body must be JSON: {"to": "/absolute/dir", "since": "24h", "until": "now", '
              '"kinds": ["gauge"], "metrics": ["name"]}')

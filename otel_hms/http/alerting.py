@@ -19,12 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from otel_hms.alerting.backtest import backtest, parse_rules_text
+from otel_hms.alerting.durations import parse_duration
+from otel_hms.alerting.errors import BacktestError, RuleFileError
+from otel_hms.alerting.service import Alerting
 from otel_hms.query.read_only import jsonable
-
-from .backtest import backtest, parse_rules_text
-from .durations import parse_duration
-from .errors import BacktestError, RuleFileError
-from .service import Alerting
 
 
 def bearer_check(token: str | None) -> Callable[[Request], bool]:
