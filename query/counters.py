@@ -4,7 +4,7 @@ The ``rate`` and ``increase`` helpers nest a dozen macros (binding and optimizin
 as much as running them over an hour of raw points) and label every row with a MAP (turning
 2,048 MAPs into Python dicts costs more than computing the rates).  So the API asks one flat
 statement over the stored increases (storage/sum_chain.py) and the roll-ups, with the
-helpers' semantics (tests/test_counter_query.py holds the two equal), and attaches labels
+helpers' semantics (tests/query/test_counter_query.py holds the two equal), and attaches labels
 itself: an ungrouped answer's series get theirs from a per-metric cache, rebuilt when the
 metric's series count changes (series are only ever added), and a grouped answer comes back
 as one row per group, its times and values as lists.  When a chain break touches the raw

@@ -11,7 +11,7 @@ buckets is caught).  Each layout's bounds are then read once
 and every layout's buckets are put on one axis ordered as the SQL helper orders them (upper
 bound, then lower bound, an unbounded lower bound last), so the cumulative counts, the
 bucket holding the quantile and the interpolation are the helper's, value for value: the
-same float operations on the same exact integer sums (tests/test_rollup_quantiles.py
+same float operations on the same exact integer sums (tests/query/test_rollup_quantiles.py
 compares both, bit for bit).  The raw points after the roll-up's watermark are summed per
 bucket in SQL (``otel_bucket_partials``, as the helper does) and merged in.
 

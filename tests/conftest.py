@@ -22,14 +22,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
+TESTS = Path(__file__).resolve().parent  # helpers beside the rooms: js/, scripts/, worker_hooks/
+ROOT = TESTS.parent  # the repository
 
 def pytest_configure(config: pytest.Config) -> None:
     """An editable install made before a room was added cannot find it: say what to do."""
     import importlib.util
     import tomllib
 
-    root = Path(__file__).resolve().parent.parent
-    rooms = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    rooms = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     missing = [name for name in rooms["package-dir"] if importlib.util.find_spec(name) is None]
     if missing:
         raise pytest.UsageError(f"{', '.join(missing)} not importable: the installed otel-hms "

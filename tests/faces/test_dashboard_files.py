@@ -16,9 +16,9 @@ import pytest
 from otel_hms.dashboard import EXAMPLE_DASHBOARDS, DashboardError, load_dashboards
 from otel_hms.dashboard.routes import CSP
 
-from conftest import StartServer, free_port
+from conftest import ROOT, StartServer, free_port
 
-STATIC = Path(__file__).resolve().parent.parent / "otel_hms" / "dashboard" / "static"
+STATIC = ROOT / "otel_hms" / "dashboard" / "static"
 
 GOOD = """\
 title: Permits

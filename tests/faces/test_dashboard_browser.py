@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from otel_hms.dashboard import EXAMPLE_DASHBOARDS
+
+from conftest import ROOT, ServerProcess, StartServer, wait_until
 from metric_builders import (
     CUMULATIVE,
     DELTA,
@@ -25,18 +31,12 @@ from metric_builders import (
     request,
     sum_metric,
 )
-from opentelemetry.proto.metrics.v1 import metrics_pb2
-from playwright.sync_api import Browser, Page, sync_playwright
-
-from otel_hms.dashboard import EXAMPLE_DASHBOARDS
-
-from conftest import ServerProcess, StartServer, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 LAPTOP = {"width": 1366, "height": 768}
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from metric_builders import T0_S, histogram_metric, histogram_point, request, until_sql
-from test_rollups import maintain
-from test_sql_helpers import Store
-
 from otel_hms.query.service import QueryService
 from otel_hms.query.spec import QuerySpec
 from otel_hms.storage.rollups import Retention
 from otel_hms.storage.schema import SCHEMA_VERSION
+
+from metric_builders import T0_S, histogram_metric, histogram_point, request, until_sql
+from stores import Store, maintain
 
 QUANTILE = ("SELECT Labels, TimeUnix, Value FROM histogram_quantile(0.9, 'wait', INTERVAL 3 "
             "HOUR, step := INTERVAL {step}, until := {until}, source := '{src}') ORDER BY ALL")

@@ -23,9 +23,9 @@ from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExp
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-from conftest import ServerProcess, StartServer, wait_until
+from conftest import TESTS, ServerProcess, StartServer, wait_until
 
-HOOKS = Path(__file__).parent / "worker_hooks"
+HOOKS = TESTS / "worker_hooks"
 OK = (200, {"status": "ok"})
 WORKER_MISSING = (f"{sys.executable}: Error while finding module specification for "
                   "'otel_hms.receiver.decode_worker' (ModuleNotFoundError: No module named "

@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ServerProcess, free_port, wait_until
+from conftest import ROOT, TESTS, ServerProcess, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-JS_MODULES = Path(__file__).parent / "js" / "node_modules"
+JS_MODULES = TESTS / "js" / "node_modules"
 NODE = shutil.which("node")
 
 

@@ -1,7 +1,7 @@
 """The SQL helpers against hand-computed answers.
 
 Points go in through the receiver's decoder and the store's writer (the code ``serve`` runs),
-in process, so each case is fast; tests/test_query_api.py asks the same questions of a
+in process, so each case is fast; tests/query/test_query_api.py asks the same questions of a
 running server over HTTP.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
+
 from metric_builders import (
     DELTA,
     at,
@@ -28,39 +29,9 @@ from metric_builders import (
     sum_metric,
     until_sql,
 )
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-
-from otel_hms.query import install_helpers
-from otel_hms.receiver.decode import Decoder
-from otel_hms.storage.store import known_series_ids, open_store
-from otel_hms.storage.writer import Writer
+from stores import Store
 
 A, B, C, D = ({"route": r, "env": "prod"} for r in ("/a", "/b", "/c", "/d"))
-
-
-class Store:
-    def __init__(self, path: Path) -> None:
-        self.con = open_store(str(path))
-        install_helpers(self.con)
-        self.writer = Writer(self.con, known_series_ids(self.con), 1_000_000)
-        self.decoder = Decoder(known=self.writer.known)
-
-    def send(self, req: ExportMetricsServiceRequest) -> None:
-        batch = self.decoder.decode(req)
-        assert batch.rejected == 0, batch.error_message
-        self.writer.submit(batch).result(10)
-
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        cur = self.con.cursor()
-        cur.execute(sql)
-        names = [d[0] for d in cur.description or []]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def close(self) -> None:
-        self.writer.close()
-        self.con.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from otel_hms.storage.rollups import Maintenance, Retention
+
 from metric_builders import (
     DELTA,
     at,
@@ -17,9 +20,7 @@ from metric_builders import (
     request,
     until_sql,
 )
-from test_sql_helpers import Store
-
-from otel_hms.storage.rollups import Maintenance, Retention
+from stores import Store, maintain
 
 HOURS = 3
 STEP = 20  # seconds between points
@@ -50,12 +51,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         temporality=DELTA)))
     yield s
     s.close()
-
-
-def maintain(store: Store, now_s: float, retention: Retention) -> Maintenance:
-    m = Maintenance(store.con, retention, delay=dt.timedelta(0))
-    m.run_once(dt.datetime.fromtimestamp(at(now_s) / 1e9, dt.UTC))
-    return m
 
 
 QUESTIONS = [

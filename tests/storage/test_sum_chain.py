@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from metric_builders import DELTA, at, number_point, request, sum_metric, until_sql
-from test_rollups import maintain
-from test_sql_helpers import Store
 
 from otel_hms.storage import schema
 from otel_hms.storage.rollups import Retention
 from otel_hms.storage.writer import Writer
+
+from metric_builders import DELTA, at, number_point, request, sum_metric, until_sql
+from stores import Store, maintain
 
 INCREMENTS = ("SELECT series_id, time, delta FROM otel_sum_increments('m', INTERVAL {period} "
               "SECOND, until := {until}, lookback := {lookback}) ORDER BY ALL")

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from metric_builders import DELTA, at, gauge_metric, number_point, request, sum_metric
 from starlette.datastructures import QueryParams
-from test_rollups import maintain
-from test_sql_helpers import Store
 
 from otel_hms.query.read_only import fetch_all
 from otel_hms.query.service import QueryService, UnknownMetric, shape
 from otel_hms.query.spec import QueryParamError, choose_source, to_sql
 from otel_hms.storage.rollups import Retention
+
+from metric_builders import DELTA, at, gauge_metric, number_point, request, sum_metric
+from stores import Store, maintain
 
 END_S = 3 * 86400
 

@@ -21,18 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from metric_builders import (
-    DELTA,
-    at,
-    exp_metric,
-    exp_point,
-    gauge_metric,
-    histogram_metric,
-    histogram_point,
-    number_point,
-    request,
-    sum_metric,
-)
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
     OTLPMetricExporter as GrpcMetricExporter,
 )
@@ -65,6 +53,18 @@ from otel_hms.storage.store import known_series_ids, open_store
 from otel_hms.storage.writer import Writer
 
 from conftest import StartServer, wait_until
+from metric_builders import (
+    DELTA,
+    at,
+    exp_metric,
+    exp_point,
+    gauge_metric,
+    histogram_metric,
+    histogram_point,
+    number_point,
+    request,
+    sum_metric,
+)
 
 HOURS = 3
 STEP = 20  # seconds between points

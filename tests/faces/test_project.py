@@ -9,7 +9,7 @@ import otel_hms.receiver
 import otel_hms.storage
 from otel_hms.settings import SETTINGS
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from conftest import ServerProcess, wait_until
 from metric_builders import (
     DELTA,
     T0_S,
@@ -27,9 +30,6 @@ from metric_builders import (
     request,
     sum_metric,
 )
-from opentelemetry.proto.metrics.v1 import metrics_pb2
-
-from conftest import ServerProcess, wait_until
 
 A, B, C, D = ({"route": r, "env": "prod"} for r in ("/a", "/b", "/c", "/d"))
 END = T0_S + 55  # the helpers' tests' window: [T0+5 s, T0+55 s)

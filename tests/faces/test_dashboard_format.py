@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-FORMAT_JS = (Path(__file__).resolve().parent.parent / "otel_hms" / "dashboard" / "static"
+from conftest import ROOT
+
+FORMAT_JS = (ROOT / "otel_hms" / "dashboard" / "static"
              / "format.js")
 
 CASES = [

@@ -13,16 +13,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from otel_hms.sdk.instrument import ConfigureError, make_exporter, resolve_protocol
 
-from conftest import ServerProcess, StartServer, wait_until
+from conftest import TESTS, ServerProcess, StartServer, wait_until
 
-PROBE = Path(__file__).parent / "scripts" / "configure_probe.py"
+PROBE = TESTS / "scripts" / "configure_probe.py"
 TOKEN = "probe-token"
 DEAD = "http://127.0.0.1:9"  # nothing listens: a combination sent here would lose its point
 HEADER_ENV = {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20" + TOKEN}

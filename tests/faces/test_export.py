@@ -18,6 +18,14 @@ from typing import Any
 
 import duckdb
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from otel_hms.query.read_only import jsonable
+
+from conftest import ServerProcess, StartServer, free_port, wait_until
 from metric_builders import (
     DELTA,
     T0_S,
@@ -32,14 +40,6 @@ from metric_builders import (
     request,
     sum_metric,
 )
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.metrics.v1 import metrics_pb2
-
-from otel_hms.query.read_only import jsonable
-
-from conftest import ServerProcess, StartServer, free_port, wait_until
 
 T0 = dt.datetime.fromtimestamp(T0_S, dt.UTC)  # 2026-01-01T00:00:00Z
 SINCE, UNTIL = "2025-12-31T23:00:00Z", "2026-01-01T02:00:00Z"

@@ -7,11 +7,11 @@ the exporter carries the settings the README promises.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
-CONFIG = Path(__file__).resolve().parent.parent / "collector-config.yaml"
+from conftest import ROOT
+
+CONFIG = ROOT / "collector-config.yaml"
 
 
 def test_pipeline_components_are_defined() -> None:

@@ -23,9 +23,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import free_port, wait_until
+from conftest import ROOT, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 INSTALL_SECONDS = 600  # a fresh venv and every dependency (from pip's cache when it has them)
 

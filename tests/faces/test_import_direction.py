@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
 
 # The rooms, bottom up, and what each may import besides itself.
 MAY_IMPORT: dict[str, frozenset[str]] = {

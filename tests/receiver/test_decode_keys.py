@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from metric_builders import attributes
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
@@ -13,6 +12,8 @@ from otel_hms.receiver.decode import (
     _SUMMARY_ATTRIBUTES,
     _attributes_key,
 )
+
+from metric_builders import attributes
 
 ATTRS = attributes({"http.route": "/a", "method": "GET", "empty": ""})
 

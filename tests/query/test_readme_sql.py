@@ -15,19 +15,18 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from metric_builders import attributes
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from conftest import ServerProcess, wait_until
+from conftest import ROOT, ServerProcess, wait_until
+from metric_builders import attributes
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (ROOT / "README.md").read_text()
 # The data is placed before NOW, which the server fixture sets just before it sends (not at
 # collection: the suite may reach this module many minutes later); every window below
 # holds the data for 90 s after that.

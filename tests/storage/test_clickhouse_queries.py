@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from metric_builders import T0_S, at, attributes
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -22,6 +21,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from conftest import ServerProcess
+from metric_builders import T0_S, at, attributes
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 SPAN = bytes.fromhex("eee19b7ec3c1b174")

@@ -20,9 +20,7 @@ import trustme
 
 from otel_hms.demo import demo_dir, rules_file
 
-from conftest import ServerProcess, StartServer, wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT, ServerProcess, StartServer, wait_until
 
 # service, metric, type, attribute keys: the names the dashboard and the rules rely on.
 DEMO_SERIES = {

@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ServerProcess, StartServer, wait_until
+from conftest import TESTS, ServerProcess, StartServer, wait_until
 
-JS_DIR = Path(__file__).parent / "js"
+JS_DIR = TESTS / "js"
 SCRIPT = JS_DIR / "send_metrics.js"
 NODE = shutil.which("node")
 

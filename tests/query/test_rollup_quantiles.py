@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from test_query_api import get
+
+from otel_hms.query.read_only import fetch_all
+from otel_hms.query.service import QueryService, shape
+from otel_hms.query.spec import QuerySpec, to_sql
+from otel_hms.storage.rollups import roll_up_hours, roll_up_minutes
+
+from conftest import ServerProcess, wait_until
 from metric_builders import (
     DELTA,
     T0_S,
@@ -29,16 +38,7 @@ from metric_builders import (
     histogram_point,
     request,
 )
-from opentelemetry.proto.metrics.v1 import metrics_pb2
-from test_query_api import get
-from test_sql_helpers import Store
-
-from otel_hms.query.read_only import fetch_all
-from otel_hms.query.service import QueryService, shape
-from otel_hms.query.spec import QuerySpec, to_sql
-from otel_hms.storage.rollups import roll_up_hours, roll_up_minutes
-
-from conftest import ServerProcess, wait_until
+from stores import Store
 
 HOURS = 3
 STEP = 20  # seconds between points
