@@ -18,14 +18,15 @@ import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from otel_hms.storage.batch import DecodedBatch, SeriesRow
 
 from . import histogram_points, number_points, wire
 from .anyvalue import Attributes, typed
@@ -40,21 +41,7 @@ _START_TIME_DOUBLE = struct.Struct("<xqxqxd").unpack_from
 _START_TIME_INT = struct.Struct("<xqxqxq").unpack_from
 _TIME_DOUBLE = struct.Struct("<xqxd").unpack_from
 _TIME_INT = struct.Struct("<xqxq").unpack_from
-_MAX_MESSAGES = 5
 _OWNER_CACHE_LIMIT = 4096
-
-POINT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "gauge": ("value", "value_int", "flags", "exemplars"),
-    "sum": ("value", "value_int", "flags", "exemplars"),
-    "histogram": ("count", "sum", "min", "max", "bucket_counts", "explicit_bounds", "flags",
-                  "exemplars"),
-    "exponential_histogram": ("count", "sum", "min", "max", "scale", "zero_count",
-                              "zero_threshold", "positive_offset", "positive_bucket_counts",
-                              "negative_offset", "negative_bucket_counts", "flags", "exemplars"),
-    "summary": ("count", "sum", "quantile_values", "flags"),
-}
-COMMON_COLUMNS = ("series_id", "start_time_unix_nano", "time_unix_nano")
-
 
 class KnownSeries(Protocol):
     """Series ids known to be stored: a set, or a bounded cache of them."""
@@ -62,113 +49,6 @@ class KnownSeries(Protocol):
     def __contains__(self, sid: object) -> bool: ...
 
     def update(self, ids: Iterable[int]) -> None: ...
-
-
-@dataclass(frozen=True)
-class SeriesRow:
-    """A series as stored once in the ``series`` table."""
-
-    series_id: int
-    metric_type: str
-    metric_name: str
-    metric_description: str
-    metric_unit: str
-    aggregation_temporality: int | None
-    is_monotonic: bool | None
-    service_name: str | None
-    resource_attributes: list[tuple[str, str]]
-    resource_attributes_typed: str
-    resource_dropped_attributes_count: int
-    resource_schema_url: str
-    scope_name: str
-    scope_version: str
-    scope_attributes: list[tuple[str, str]]
-    scope_attributes_typed: str
-    scope_dropped_attributes_count: int
-    scope_schema_url: str
-    attributes: list[tuple[str, str]]
-    attributes_typed: str
-    metric_metadata: str | None
-
-
-# The reason ``DecodedBatch.reject`` counts under: points the decoder found malformed.
-INVALID = "invalid"
-
-
-class Refusal(NamedTuple):
-    """Decoded points a check refused to store (``DecodedBatch.refuse``), reported to the
-    sender in ``partial_success`` and counted on /api/v1/status under ``reason``."""
-
-    reason: str  # a short key naming the check or setting, e.g. "retention_raw"
-    points: int
-    message: str  # for the sender: what was refused and which setting refused it
-
-
-@dataclass
-class DecodedBatch:
-    """Columns per metric kind, the series they reference, and what was rejected.
-
-    Points read field by field are in ``columns`` (lists); points read in bulk are already
-    Arrow tables in ``tables``, with the same columns.  ``rejected`` counts every point the
-    sender is told was not stored: malformed ones (``reject``) and ones a later check refused
-    (``refuse``); the reply and /api/v1/status take them from here.
-    """
-
-    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    tables: dict[str, list[pa.Table]] = field(default_factory=dict)
-    series: dict[int, SeriesRow] = field(default_factory=dict)
-    accepted: int = 0
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
-    problems: int = 0
-    refusals: list[Refusal] = field(default_factory=list)
-    # Number points found by ``number_points.scan`` while decoding, read in bulk at the end.
-    scans: list[tuple[_Context, bytes, number_points.NumberScan]] = field(default_factory=list)
-    histogram_scans: list[tuple[_Context, bytes, histogram_points.HistogramScan]] = field(
-        default_factory=list)
-    # Set by ``arrow_batches.prepare`` (in a decode worker): each kind's finished table;
-    # ``columns`` and ``tables`` are then empty.
-    prepared: dict[str, pa.Table] | None = None
-    # Set by the writer: new series it refused (cardinality limits), which are not stored.
-    refused_series: set[int] = field(default_factory=set)
-
-    def reject(self, count: int, message: str) -> None:
-        """Count ``count`` malformed points; the first few messages are kept for the reply."""
-        self.rejected += count
-        self.problems += 1
-        if len(self.errors) < _MAX_MESSAGES:
-            self.errors.append(message)
-
-    def refuse(self, reason: str, points: int, message: str) -> None:
-        """Take ``points`` accepted points out of the batch's count (the caller has removed
-        them from its tables) and report them: one ``message`` per check, always sent."""
-        self.accepted -= points
-        self.rejected += points
-        self.refusals.append(Refusal(reason, points, message))
-
-    def rejected_by_reason(self) -> dict[str, int]:
-        """Rejected points per reason: ``INVALID`` and each refusal's own."""
-        counts: dict[str, int] = {}
-        refused = 0
-        for r in self.refusals:
-            counts[r.reason] = counts.get(r.reason, 0) + r.points
-            refused += r.points
-        if self.rejected > refused:
-            counts[INVALID] = self.rejected - refused
-        return counts
-
-    def kind_columns(self, kind: str) -> dict[str, list[Any]]:
-        cols = self.columns.get(kind)
-        if cols is None:
-            cols = {name: [] for name in COMMON_COLUMNS + POINT_COLUMNS[kind]}
-            self.columns[kind] = cols
-        return cols
-
-    @property
-    def error_message(self) -> str:
-        more = self.problems - len(self.errors)
-        extra = f"; and {more} more problems like these" if more > 0 else ""
-        return "; ".join([r.message for r in self.refusals] + self.errors) + extra
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,6 +97,16 @@ class _Context:
     metric_metadata: str | None
 
 
+@dataclass
+class _Decoding(DecodedBatch):
+    """A batch while its request is decoded: the points the scans found, read in bulk at the
+    end of the request (``Decoder._bulk_points``)."""
+
+    scans: list[tuple[_Context, bytes, number_points.NumberScan]] = field(default_factory=list)
+    histogram_scans: list[tuple[_Context, bytes, histogram_points.HistogramScan]] = field(
+        default_factory=list)
+
+
 class Decoder:
     """Turns requests into ``DecodedBatch``es; keeps a cache of series ids across requests.
 
@@ -245,7 +135,7 @@ class Decoder:
         self._shapes: dict[tuple[Any, ...], tuple[int | None, bool | None]] = {}
 
     def decode(self, request: ExportMetricsServiceRequest) -> DecodedBatch:
-        batch = DecodedBatch()
+        batch = _Decoding()
         for rm in request.resource_metrics:
             for sm in rm.scope_metrics:
                 owner = _Owner.of(rm, sm)
@@ -265,7 +155,7 @@ class Decoder:
             return self.decode(parse_protobuf(body))
 
     def _decode_plain(self, body: bytes) -> DecodedBatch:
-        batch = DecodedBatch()
+        batch = _Decoding()
         for rm_start, rm_end in wire.resource_metrics(body):
             resource, rm_schema, scopes = wire.resource_parts(body, rm_start, rm_end)
             for sm_start, sm_end in scopes:
@@ -279,7 +169,7 @@ class Decoder:
         self._bulk_points(batch)
         return batch
 
-    def _plain_metric(self, batch: DecodedBatch, owner: _Owner, m: wire.MetricBytes) -> bool:
+    def _plain_metric(self, batch: _Decoding, owner: _Owner, m: wire.MetricBytes) -> bool:
         """Decode a metric from its data message's bytes; False leaves it to upb (an
         UNSPECIFIED temporality, which is rejected there with its message).
 
@@ -318,7 +208,7 @@ class Decoder:
             owner = self._owners[key] = _Owner.of(rm, sm)
         return owner
 
-    def _decode_metric(self, batch: DecodedBatch, owner: _Owner,
+    def _decode_metric(self, batch: _Decoding, owner: _Owner,
                        metric: metrics_pb2.Metric) -> None:
         which = metric.WhichOneof("data")
         kind = str(which) if which else ""
@@ -377,7 +267,7 @@ class Decoder:
 
     # -- series -----------------------------------------------------------------------------
 
-    def series_id(self, batch: DecodedBatch, ctx: _Context, key: bytes,
+    def series_id(self, batch: _Decoding, ctx: _Context, key: bytes,
                   attributes: Any, flags: int = 0, bulk_key: bool = False) -> int:
         """The series id of a point whose attribute cache key is ``key`` (the slow path).
 
@@ -427,7 +317,7 @@ class Decoder:
             self._previous, self._slots = self._slots, SeriesSlots()
         self._slots.add(digest, key, sid, flags, row)
 
-    def _pending_slots(self, batch: DecodedBatch, table: SeriesSlots, slots: list[int]
+    def _pending_slots(self, batch: _Decoding, table: SeriesSlots, slots: list[int]
                        ) -> None:
         """Rows of the not yet committed series among ``slots`` go with the batch."""
         for slot in table.pending_slots(slots):
@@ -457,7 +347,7 @@ class Decoder:
             attributes_typed=attrs.typed_json, metric_metadata=ctx.metric_metadata,
         )
 
-    def _check_point(self, batch: DecodedBatch, ctx: _Context, dp: Any) -> bool:
+    def _check_point(self, batch: _Decoding, ctx: _Context, dp: Any) -> bool:
         """Reject what the data model forbids; True when the point may be stored."""
         if dp.time_unix_nano == 0 or dp.time_unix_nano > MAX_INT64:
             batch.reject(1, f"metric {ctx.metric_name!r}: time_unix_nano must be set to a "
@@ -475,7 +365,7 @@ class Decoder:
 
     # -- points by kind ---------------------------------------------------------------------
 
-    def _number_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
+    def _number_points(self, batch: _Decoding, ctx: _Context, data: Any) -> None:
         """The hot loop: points of cached series are found here and read in bulk at the end
         of the request (``_bulk_points``).
 
@@ -484,10 +374,10 @@ class Decoder:
         """
         self._number_buf(batch, ctx, data.SerializeToString())
 
-    def _number_buf(self, batch: DecodedBatch, ctx: _Context, buf: bytes) -> None:
+    def _number_buf(self, batch: _Decoding, ctx: _Context, buf: bytes) -> None:
         self._number_found(batch, ctx, buf, number_points.scan(buf, self._slots, ctx.digest))
 
-    def _number_found(self, batch: DecodedBatch, ctx: _Context, buf: bytes,
+    def _number_found(self, batch: _Decoding, ctx: _Context, buf: bytes,
                       found: number_points.NumberScan) -> None:
         if found.plain or found.started:
             batch.scans.append((ctx, buf, found))
@@ -496,7 +386,7 @@ class Decoder:
             for body, end in found.rare:
                 batch.accepted += self._number_point(batch, ctx, cols, buf[body:end])
 
-    def _bulk_points(self, batch: DecodedBatch) -> None:
+    def _bulk_points(self, batch: _Decoding) -> None:
         for _, _, found in batch.scans:
             if found.table.pending_count:
                 self._pending_slots(batch, found.table, found.plain_slots + found.started_slots)
@@ -525,7 +415,7 @@ class Decoder:
             for i, raw in rejected:
                 self._histogram_point(batch, hist[i][0], batch.kind_columns("histogram"), raw)
 
-    def _number_point(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
+    def _number_point(self, batch: _Decoding, ctx: _Context, cols: dict[str, list[Any]],
                       raw: bytes) -> int:
         """One point from its serialization: 1 if stored, 0 if rejected.
 
@@ -575,7 +465,7 @@ class Decoder:
         cols["exemplars"].append(None)
         return 1
 
-    def _series_for(self, batch: DecodedBatch, ctx: _Context, key: bytes, dp: Any
+    def _series_for(self, batch: _Decoding, ctx: _Context, key: bytes, dp: Any
                     ) -> tuple[int, int] | None:
         """Cache-miss path of the hot loop: check the attribute limit, then find the series."""
         if len(dp.attributes) > self.max_attributes:
@@ -583,7 +473,7 @@ class Decoder:
             return None
         return self.series_id(batch, ctx, key, dp.attributes, dp.flags, bulk_key=True), dp.flags
 
-    def _number_point_slow(self, batch: DecodedBatch, ctx: _Context,
+    def _number_point_slow(self, batch: _Decoding, ctx: _Context,
                            cols: dict[str, list[Any]], dp: Any) -> int:
         if not self._check_point(batch, ctx, dp):
             return 0
@@ -595,16 +485,16 @@ class Decoder:
         cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
         return 1
 
-    def _histogram_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
+    def _histogram_points(self, batch: _Decoding, ctx: _Context, data: Any) -> None:
         """Points that fit their metric's template are read in bulk at the end of the request
         (see ``histogram_points``); the rest one by one."""
         self._histogram_buf(batch, ctx, data.SerializeToString())
 
-    def _histogram_buf(self, batch: DecodedBatch, ctx: _Context, buf: bytes) -> None:
+    def _histogram_buf(self, batch: _Decoding, ctx: _Context, buf: bytes) -> None:
         self._histogram_found(batch, ctx, buf,
                               histogram_points.scan(buf, self._slots, ctx.digest))
 
-    def _histogram_found(self, batch: DecodedBatch, ctx: _Context, buf: bytes,
+    def _histogram_found(self, batch: _Decoding, ctx: _Context, buf: bytes,
                          found: histogram_points.HistogramScan) -> None:
         if found.bodies:
             batch.histogram_scans.append((ctx, buf, found))
@@ -613,7 +503,7 @@ class Decoder:
             for body, end in found.rare:
                 self._histogram_point(batch, ctx, cols, buf[body:end])
 
-    def _histogram_point(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
+    def _histogram_point(self, batch: _Decoding, ctx: _Context, cols: dict[str, list[Any]],
                          raw: bytes) -> None:
         dp = metrics_pb2.HistogramDataPoint.FromString(raw)
         if not self._check_point(batch, ctx, dp):
@@ -641,7 +531,7 @@ class Decoder:
         cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
         batch.accepted += 1
 
-    def _exp_histogram_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
+    def _exp_histogram_points(self, batch: _Decoding, ctx: _Context, data: Any) -> None:
         cols = batch.kind_columns(ctx.metric_type)
         for dp in data.data_points:
             if not self._check_point(batch, ctx, dp):
@@ -666,7 +556,7 @@ class Decoder:
             cols["exemplars"].append(_exemplars(dp.exemplars) if len(dp.exemplars) else None)
             batch.accepted += 1
 
-    def _summary_points(self, batch: DecodedBatch, ctx: _Context, data: Any) -> None:
+    def _summary_points(self, batch: _Decoding, ctx: _Context, data: Any) -> None:
         cols = batch.kind_columns(ctx.metric_type)
         for dp in data.data_points:
             if not self._check_point(batch, ctx, dp):
@@ -679,7 +569,7 @@ class Decoder:
             cols["flags"].append(dp.flags)
             batch.accepted += 1
 
-    def _common(self, batch: DecodedBatch, ctx: _Context, cols: dict[str, list[Any]],
+    def _common(self, batch: _Decoding, ctx: _Context, cols: dict[str, list[Any]],
                 dp: Any, attributes_tag: int) -> bytes:
         """Append the series id and times of ``dp``; returns its series cache key."""
         key = _attributes_key(dp, attributes_tag)

@@ -52,8 +52,8 @@ from typing import IO, Any
 import numpy as np
 
 from otel_hms.storage.arrow_batches import from_ipc
+from otel_hms.storage.batch import DecodedBatch, SeriesRow
 
-from .decode import DecodedBatch, SeriesRow
 from .decode_worker import READY
 from .errors import Overloaded
 

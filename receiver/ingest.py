@@ -25,7 +25,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from .decode import DecodedBatch, Decoder
+from otel_hms.storage.batch import DecodedBatch
+
+from .decode import Decoder
 from .errors import ExportError, Overloaded, Unauthenticated
 from .payload import grpc_message
 

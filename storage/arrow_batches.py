@@ -14,45 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from otel_hms.receiver.decode import DecodedBatch, SeriesRow
+from .batch import POINT_SCHEMAS, DecodedBatch, SeriesRow
 
 _STR_MAP = pa.map_(pa.string(), pa.string())
-_EXEMPLARS = pa.list_(pa.struct([
-    ("filtered_attributes", pa.string()),
-    ("time_unix_nano", pa.int64()),
-    ("value", pa.float64()),
-    ("value_int", pa.int64()),
-    ("span_id", pa.string()),
-    ("trace_id", pa.string()),
-]))
-_QUANTILES = pa.list_(pa.struct([("quantile", pa.float64()), ("value", pa.float64())]))
-
-_COMMON = [
-    ("series_id", pa.uint64()),
-    ("start_time_unix_nano", pa.int64()),
-    ("time_unix_nano", pa.int64()),
-]
-_NUMBER = [("value", pa.float64()), ("value_int", pa.int64()), ("flags", pa.uint32()),
-           ("exemplars", _EXEMPLARS)]
-_HIST_HEAD = [("count", pa.uint64()), ("sum", pa.float64()), ("min", pa.float64()),
-              ("max", pa.float64())]
-
-POINT_SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
-    "gauge": _COMMON + _NUMBER,
-    "sum": _COMMON + _NUMBER,
-    "histogram": _COMMON + _HIST_HEAD + [
-        ("bucket_counts", pa.list_(pa.uint64())),
-        ("explicit_bounds", pa.list_(pa.float64())),
-        ("flags", pa.uint32()), ("exemplars", _EXEMPLARS)],
-    "exponential_histogram": _COMMON + _HIST_HEAD + [
-        ("scale", pa.int32()), ("zero_count", pa.uint64()), ("zero_threshold", pa.float64()),
-        ("positive_offset", pa.int32()), ("positive_bucket_counts", pa.list_(pa.uint64())),
-        ("negative_offset", pa.int32()), ("negative_bucket_counts", pa.list_(pa.uint64())),
-        ("flags", pa.uint32()), ("exemplars", _EXEMPLARS)],
-    "summary": _COMMON + [("count", pa.uint64()), ("sum", pa.float64()),
-                          ("quantile_values", _QUANTILES), ("flags", pa.uint32())],
-}
-
 _POINT_ARROW = {kind: pa.schema(fields) for kind, fields in POINT_SCHEMAS.items()}
 _US_UTC = pa.timestamp("us", tz="UTC")
 # What ``points_table`` returns: the point columns and the TIMESTAMPTZ ``time``.

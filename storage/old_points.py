@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otel_hms.receiver.decode import DecodedBatch
+from .batch import DecodedBatch
 
 REASON = "retention_raw"
 

@@ -35,10 +35,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otel_hms.receiver.decode import DecodedBatch
-
 from . import late_points, sum_chain
 from .arrow_batches import points_table, series_table
+from .batch import DecodedBatch
 from .disk_failure import DiskFailure, Recovery, StoreUnavailable, disk_failure
 from .old_points import OldPointCheck
 from .recent_ids import RecentIds

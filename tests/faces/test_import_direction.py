@@ -34,9 +34,6 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 KNOWN_UPWARD: set[tuple[str, str]] = {
     ("otel_hms.alerting.rules", "otel_hms.yaml_file"),
     ("otel_hms.alerting.ruletest", "otel_hms.yaml_file"),
-    ("otel_hms.storage.arrow_batches", "otel_hms.receiver.decode"),
-    ("otel_hms.storage.old_points", "otel_hms.receiver.decode"),
-    ("otel_hms.storage.writer", "otel_hms.receiver.decode"),
 }
 
 # Modules that import each other in a loop today, one set per circle.

@@ -23,9 +23,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otel_hms.receiver.anyvalue import Attributes, typed
-from otel_hms.receiver.decode import DecodedBatch, Decoder
+from otel_hms.receiver.decode import Decoder
 from otel_hms.receiver.payload import parse_protobuf
 from otel_hms.storage.arrow_batches import points_table
+from otel_hms.storage.batch import DecodedBatch
 
 T = 1_767_225_600 * 10**9
 ATTRS = [

@@ -18,10 +18,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
-from otel_hms.receiver.decode import DecodedBatch, Decoder
+from otel_hms.receiver.decode import Decoder
 from otel_hms.receiver.decode_pool import DecodePool
 from otel_hms.receiver.errors import InvalidRequest, Overloaded
 from otel_hms.storage.arrow_batches import PREPARED_SCHEMAS, from_ipc, prepare, to_ipc
+from otel_hms.storage.batch import DecodedBatch
 
 from conftest import ServerProcess, StartServer, wait_until
 from otlp_requests import gauge_request, kv

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from otel_hms.receiver.decode import DecodedBatch, Decoder
+from otel_hms.receiver.decode import Decoder
 from otel_hms.storage import writer as writer_module
+from otel_hms.storage.batch import DecodedBatch
 from otel_hms.storage.store import known_series_ids, open_store
 from otel_hms.storage.writer import Writer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from otel_hms.receiver.decode import DecodedBatch, SeriesRow
+from otel_hms.storage.batch import DecodedBatch, SeriesRow
 from otel_hms.storage.store import known_series_ids, open_store
 from otel_hms.storage.writer import SeriesLost, Writer
 
