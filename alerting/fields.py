@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .durations import parse_duration
+from otel_hms.common.durations import parse_seconds
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 
@@ -65,10 +65,11 @@ class Fields:
         if value is None:
             return default
         try:
-            return parse_duration(value)
+            seconds: float = parse_seconds(value)
         except ValueError:
             self.fail(key, f"must be a duration like 30s, 5m or 1h (got {value!r})")
             return default
+        return seconds
 
     def labels(self, key: str) -> dict[str, str]:
         value = self.raw.get(key) or {}

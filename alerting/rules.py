@@ -11,16 +11,15 @@ nothing.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
+from otel_hms.common.env import expand_env
+from otel_hms.common.yaml_file import YamlFileError, read_yaml
 from otel_hms.query.sql_guard import RefusedSql, check_tree, parse_tree
-from otel_hms.yaml_file import YamlFileError, read_yaml
 
 from .errors import RuleFileError
 from .fields import NAME, Fields, located
@@ -29,7 +28,6 @@ from .templates import compile_error
 ON_NO_DATA = ("ok", "alerting", "keep_last", "nodata")
 ON_ERROR = ("keep_last", "alerting", "error")
 DEFAULT_INTERVAL = 60.0
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
@@ -102,25 +100,6 @@ class RuleSet:
             if all(labels.get(k) == v for k, v in route.match.items()):
                 names.extend(route.notify)
         return list(dict.fromkeys(names))
-
-
-def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
-    """``${VAR}`` and ``${VAR:-default}`` in strings (secrets stay out of rules files)."""
-    if isinstance(value, str):
-        def sub(m: re.Match[str]) -> str:
-            if m.group(1) in os.environ:
-                return os.environ[m.group(1)]
-            if m.group(2) is not None:
-                return m.group(2)
-            problems.append(f"{where}: environment variable {m.group(1)} is not set; set it "
-                            f"or write ${{{m.group(1)}:-default}}")
-            return ""
-        return _ENV_REF.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}", problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
-    return value
 
 
 def check_select(sql: str) -> str | None:
@@ -252,7 +231,7 @@ def _document(doc: Any, source: str, problems: list[str]) -> RuleSet:
     if doc is None:
         return RuleSet(files=(source,))
     f = Fields(doc, source, ("groups", "notifiers", "routes", "slos"), problems)
-    doc = _expand_env(f.raw, source, problems)
+    doc = expand_env(f.raw, source, problems)
     groups_raw = doc.get("groups") or []
     if not isinstance(groups_raw, list):
         problems.append(f"{source}: groups: must be a list of groups")

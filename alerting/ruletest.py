@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otel_hms.yaml_file import YamlFileError, read_yaml
+from otel_hms.common.durations import format_duration, parse_seconds
+from otel_hms.common.yaml_file import YamlFileError, read_yaml
 
-from .durations import format_duration, parse_duration
 from .errors import RuleFileError
 from .evaluator import FIRING, Instance
 from .query import SqlQuery
@@ -44,9 +44,10 @@ def _duration(raw: Any, where: str, default: float | None = None) -> float:
     if raw is None and default is not None:
         return default
     try:
-        return parse_duration(raw)
+        seconds: float = parse_seconds(raw)
     except ValueError:
         raise _fail(where, f"must be a duration like 15s or 2m (got {raw!r})") from None
+    return seconds
 
 
 def _strings(raw: Any, where: str) -> dict[str, str]:

@@ -18,7 +18,8 @@ from typing import Any
 
 import duckdb
 
-from .durations import format_duration
+from otel_hms.common.durations import format_duration
+
 from .errors import RuleFileError
 from .fields import Fields, located
 from .rules import Group, Rule, check_select

@@ -7,38 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import duckdb
 
+from otel_hms.common.env import expand_env
+from otel_hms.common.yaml_file import YamlFileError, read_yaml
 from otel_hms.query.spec import QueryParamError, parse_duration
 from otel_hms.settings import BY_NAME, SETTINGS
-from otel_hms.yaml_file import YamlFileError, read_yaml
 
 
 class ConfigError(Exception):
     """A setting is wrong; the message names it and says how to fix it."""
-
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand(value: Any, where: str) -> Any:
-    if not isinstance(value, str):
-        return value
-
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"{where}: environment variable {name} is not set; set it or write "
-                          f"${{{name}:-default}}")
-
-    return _ENV_REF.sub(sub, value)
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -77,7 +58,11 @@ def load_yaml(path: str) -> dict[str, Any]:
         if name not in BY_NAME:
             known = ", ".join(s.name for s in SETTINGS)
             raise ConfigError(f"{path}: unknown setting {key!r}; known settings: {known}")
-        out[name] = _coerce(name, _expand(value, f"{path}: {key}"), f"{path}: {key}")
+        where, unset = f"{path}: {key}", list[str]()
+        value = expand_env(value, where, unset)
+        if unset:
+            raise ConfigError(unset[0])
+        out[name] = _coerce(name, value, where)
     return out
 
 

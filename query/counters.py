@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from otel_hms.common.times import micros
 from otel_hms.storage.point_macros import stored_increase
 
 from .spec import QuerySpec
@@ -265,10 +266,9 @@ def flat_sql(spec: QuerySpec, source: str, whole: bool = False) -> tuple[str, di
     else:
         sql = _FLAT_SERIES.format(series=_SERIES.format(match=match), parts=parts, ms=_MS,
                                   marks=marks)
-    us = dt.timedelta(microseconds=1)
     params: dict[str, Any] = {
         "metric": spec.metric, "since": spec.start, "until": spec.end,
-        "since_us": (spec.start - _EPOCH) // us, "step_us": spec.step // us,
+        "since_us": micros(spec.start), "step_us": micros(spec.step),
         "lookback": max(spec.step, dt.timedelta(minutes=5)),
         "divisor": spec.step.total_seconds() if spec.agg == "rate" else 1.0,
         "by": list(spec.by), "match_keys": list(spec.where),
@@ -285,7 +285,6 @@ def split_marks(rows: list[tuple[Any, ...]], grouped: bool
     return int(breaks), int(count), rows
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NAME = re.compile(r"\$([a-z_]+)")
 
 

@@ -23,7 +23,6 @@ without its layout): the caller then asks the SQL helper.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -32,10 +31,11 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
+from otel_hms.common.times import micros
+
 from .read_only import time_limited
 from .spec import QuerySpec
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Bucket positions summed by the first try; a metric with more buckets is asked again with
 # as many as it has (the last width seen is remembered per metric).
 FIRST_WIDTH = 16
@@ -45,10 +45,6 @@ Bucket = tuple[Bound, float]  # (lower, upper]; lower None is unbounded
 
 _SERIES_ARGS = "?, group_by := ?::VARCHAR[]"
 _RANGE_ARGS = "?, ?::INTERVAL, until := ?::TIMESTAMPTZ, source := ?::VARCHAR"
-
-
-def _us(t: dt.datetime | dt.timedelta) -> int:
-    return (t - EPOCH if isinstance(t, dt.datetime) else t) // dt.timedelta(microseconds=1)
 
 
 class RollupQuantiles:
@@ -202,9 +198,9 @@ class _Grid:
     """The answer's time buckets: origin at the range start, ``count`` steps."""
 
     def __init__(self, spec: QuerySpec) -> None:
-        self.since_us = _us(spec.end) - _us(spec.period)
-        self.step_us = _us(spec.step)
-        self.count = -(-_us(spec.period) // self.step_us)
+        self.since_us = micros(spec.end) - micros(spec.period)
+        self.step_us = micros(spec.step)
+        self.count = -(-micros(spec.period) // self.step_us)
 
 
 def _axis(buckets: set[Bucket]) -> list[Bucket] | None:

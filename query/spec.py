@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_hms.common.durations import parse_seconds
+from otel_hms.common.times import ceil_time
+
 NUMBER_AGGS = {"avg": "Avg", "sum": "Sum", "min": "Min", "max": "Max", "count": "Count",
                "last": "Last"}
 COUNTER_AGGS = ("rate", "increase")
@@ -21,21 +24,19 @@ QUANTILE_AGG = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
 AGGS_HELP = "avg, sum, min, max, count, last, rate, increase, p50, p90, p95, p99 (any pNN)"
 MAX_BUCKETS = 11_000
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 class QueryParamError(Exception):
     """A parameter is missing or malformed; the message names it and the fix (HTTP 400)."""
 
 
 def parse_duration(text: str, name: str) -> dt.timedelta:
-    """``90s``, ``5m``, ``24h``, ``30d``, ``2w``, ``250ms`` to a timedelta."""
-    m = _DURATION.match(text.strip())
-    if not m:
+    """``90s``, ``5m``, ``1h30m``, ``30d``, ``2w``, ``250ms`` to a timedelta (the grammar of
+    ``common.durations``)."""
+    try:
+        seconds = parse_seconds(text.strip())
+    except ValueError:
         raise QueryParamError(f"{name}={text!r} is not a duration; use a number and a unit, "
-                              "e.g. 30s, 5m, 24h, 30d")
-    seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+                              "e.g. 30s, 5m, 24h, 30d") from None
     if seconds <= 0:
         raise QueryParamError(f"{name} must be greater than zero")
     return dt.timedelta(seconds=seconds)
@@ -156,8 +157,7 @@ def choose_source(spec: QuerySpec, watermarks: dict[str, dt.datetime | None],
         too_old = raw_kept_since is not None and spec.start < raw_kept_since
         if spec.period < long_range and not too_old:
             continue
-        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        end = epoch - ((epoch - spec.end) // unit) * unit  # ceiling to a bucket boundary
+        end = ceil_time(spec.end, unit)
         return source, QuerySpec(metric=spec.metric, agg=spec.agg, start=end - spec.period,
                                  end=end, step=spec.step, by=spec.by, where=spec.where)
     return "raw", spec

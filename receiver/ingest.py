@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
+from otel_hms.common.auth import UNAUTHORIZED, bearer_matches
 from otel_hms.storage.batch import DecodedBatch
 
 from .decode import Decoder
@@ -128,13 +128,8 @@ class Ingest:
         self.rejection_log = RejectionLog()
 
     def check_auth(self, authorization: str | None) -> None:
-        if self.token is None:
-            return
-        expected = f"Bearer {self.token}"
-        if authorization is None or not hmac.compare_digest(authorization.encode(),
-                                                            expected.encode()):
-            raise Unauthenticated("missing or wrong bearer token: send the header "
-                                  "'Authorization: Bearer <token>'")
+        if not bearer_matches(self.token, authorization):
+            raise Unauthenticated(UNAUTHORIZED)
 
     def start(self, request: ExportMetricsServiceRequest | bytes, endpoint: str,
               inflate_limit: int | None = None) -> tuple[DecodedBatch, Future[int] | None]:

@@ -24,12 +24,13 @@ import threading
 
 import duckdb
 
+from otel_hms.common.times import floor_time as floor
+
 from .late_points import LATE_TABLE
 from .rollup_steps import (
     HOUR,
     LOOKBACK,
     SLICE,
-    floor,
     insert_hours,
     insert_minutes,
     transaction,

@@ -24,11 +24,6 @@ SLICE = dt.timedelta(hours=6)
 LOOKBACK = dt.timedelta(hours=1)
 
 
-def floor(t: dt.datetime, unit: dt.timedelta) -> dt.datetime:
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return epoch + ((t - epoch) // unit) * unit
-
-
 def watermark(cur: duckdb.DuckDBPyConnection, resolution: str) -> dt.datetime | None:
     row = cur.execute("SELECT max(value)::TIMESTAMPTZ FROM otel_hms_meta WHERE key = ?",
                       [f"rollup_{resolution}_until"]).fetchone()

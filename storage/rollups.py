@@ -28,6 +28,9 @@ from typing import Any
 
 import duckdb
 
+from otel_hms.common.times import floor_time as floor
+from otel_hms.common.times import micros
+
 from . import sum_chain
 from .late_fold import fold_late_points
 from .late_points import LATE_TABLE, Horizon
@@ -35,7 +38,6 @@ from .rollup_steps import (
     HOUR,
     MINUTE,
     SLICE,
-    floor,
     roll_up_hours,
     roll_up_minutes,
     set_watermark,
@@ -47,7 +49,6 @@ from .schema import POINT_TABLES
 log = logging.getLogger("otel_hms.rollups")
 
 _POINT_TABLES = tuple(POINT_TABLES.values())
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class Maintenance:
         cur = self.cur
         closed = floor(now - self.delay, MINUTE)
         # Before reading any point: from here on the writer marks points before ``closed``.
-        self.horizon.advance((closed - _EPOCH) // dt.timedelta(microseconds=1) * 1000)
+        self.horizon.advance(micros(closed) * 1000)
         lo = watermark(cur, "1m")
         if lo is None:
             oldest = _oldest(cur, _POINT_TABLES)

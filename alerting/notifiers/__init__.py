@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..durations import parse_duration
+from otel_hms.common.durations import parse_seconds
+
 from .alertmanager import AlertmanagerNotifier
 from .base import DeliveryError, Notifier
 from .command import CommandNotifier
@@ -57,8 +58,8 @@ def option_problems(kind: str, options: Mapping[str, Any], where: str) -> list[s
         if "max_attempts" in options and int(options["max_attempts"]) < 1:
             raise ValueError
         if "backoff" in options:
-            parse_duration(options["backoff"])
-        if "timeout" in options and parse_duration(options["timeout"]) <= 0:
+            parse_seconds(options["backoff"])
+        if "timeout" in options and parse_seconds(options["timeout"]) <= 0:
             raise ValueError
     except (TypeError, ValueError):
         problems.append(f"{where}: max_attempts must be >= 1, backoff and timeout "
@@ -69,7 +70,7 @@ def option_problems(kind: str, options: Mapping[str, Any], where: str) -> list[s
 def build(name: str, kind: str, options: Mapping[str, Any]) -> Notifier:
     opts = dict(options)
     if "timeout" in opts:
-        opts["timeout"] = parse_duration(opts["timeout"])
+        opts["timeout"] = parse_seconds(opts["timeout"])
     return KINDS[kind][0](name, opts)
 
 

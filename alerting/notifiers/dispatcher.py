@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..durations import parse_duration
+from otel_hms.common.durations import parse_seconds
+
 from .base import DeliveryError, Notifier
 from .payload import Batch
 
@@ -40,7 +41,7 @@ class Worker:
     def __init__(self, notifier: Notifier, options: dict[str, Any]) -> None:
         self.notifier = notifier
         self.max_attempts = int(options.get("max_attempts", 5))
-        self.backoff = parse_duration(options.get("backoff", "1s"))
+        self.backoff = parse_seconds(options.get("backoff", "1s"))
         self.stats = NotifierStats()
         self.queue: queue.Queue[Batch | None] = queue.Queue(QUEUE_LIMIT)
         self.stopping = threading.Event()

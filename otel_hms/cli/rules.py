@@ -72,11 +72,11 @@ def _test(files: list[str]) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     from otel_hms.alerting.backtest import backtest, open_read_only, parse_rules_text
-    from otel_hms.alerting.durations import parse_duration
     from otel_hms.cli.sql import render
+    from otel_hms.common.durations import parse_seconds
 
     try:
-        since = parse_duration(args.since)
+        since = parse_seconds(args.since)
     except ValueError:
         raise BacktestError(f"--since: expected a duration like 24h (got {args.since!r})") \
             from None

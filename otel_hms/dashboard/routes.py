@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from otel_hms.common.auth import UNAUTHORIZED
 from otel_hms.http.alerting import bearer_check
-from otel_hms.http.api import UNAUTHORIZED
 
 from .spec import Dashboard, DashboardError, dashboard_files, load_dashboard
 

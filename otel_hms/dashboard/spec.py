@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from otel_hms.common.yaml_file import YamlFileError, read_yaml
 from otel_hms.config import ConfigError
 from otel_hms.query.spec import (
     COUNTER_AGGS,
@@ -23,7 +24,6 @@ from otel_hms.query.spec import (
     QueryParamError,
     parse_duration,
 )
-from otel_hms.yaml_file import YamlFileError, read_yaml
 
 COLORS = ("red", "amber", "green", "blue", "grey")
 PANEL_TYPES = ("chart", "stat")

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from otel_hms.alerting.durations import parse_duration
+from otel_hms.common.durations import parse_seconds
 from otel_hms.config import ConfigError, parse_address
 
 from . import demo_settings, rules_file, start_in_process
@@ -38,7 +38,7 @@ def add_serve_flag(serve: argparse.ArgumentParser) -> None:
 
 def _seconds(text: str, flag: str) -> float:
     try:
-        value: float = parse_duration(text)
+        value: float = parse_seconds(text)
     except ValueError:
         value = 0.0
     if value <= 0:

@@ -25,11 +25,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from otel_hms.common.times import EPOCH
 from otel_hms.export.files import locked, prepare_root, read_kept, remove_created, replace_file
 from otel_hms.export.spec import KINDS, ExportSpec
 from otel_hms.storage.nested_columns import WITHOUT_NESTED_FIELDS
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 HOUR_US = 3_600_000_000
 BATCH_ROWS = 100_000

@@ -25,7 +25,7 @@ KINDS: dict[str, str] = {
     "summary": "otel_metrics_summary",
 }
 KINDS_HELP = "gauge, sum, histogram, exp_histogram or summary"
-_DURATION = re.compile(r"\d+(?:\.\d+)?[a-z]+")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[a-z]+)+")
 TIME_HELP = "a duration back from now (24h, 7d), RFC 3339 (2026-12-01T00:00:00Z) or unix seconds"
 
 

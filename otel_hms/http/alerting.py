@@ -10,7 +10,6 @@ the previous rules stay), ``GET /api/v1/slos`` (SLI and error budget left per SL
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,19 +19,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from otel_hms.alerting.backtest import backtest, parse_rules_text
-from otel_hms.alerting.durations import parse_duration
 from otel_hms.alerting.errors import BacktestError, RuleFileError
 from otel_hms.alerting.service import Alerting
+from otel_hms.common.auth import UNAUTHORIZED, bearer_matches
+from otel_hms.common.durations import parse_seconds
 from otel_hms.query.read_only import jsonable
 
 
 def bearer_check(token: str | None) -> Callable[[Request], bool]:
-    """The API's bearer-token rule: nothing to check without a token, else an exact match."""
+    """The API's bearer-token rule (``common.auth``) as a check of a request."""
     def authorized(request: Request) -> bool:
-        if token is None:
-            return True
-        given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        allowed: bool = bearer_matches(token, request.headers.get("authorization"))
+        return allowed
     return authorized
 
 
@@ -44,7 +42,7 @@ def routes(get_alerting: Callable[[], Alerting | None], token: str | None) -> li
     def guard(handler: Callable[[Request, Alerting], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             if not authorized(request):
-                return JSONResponse({"error": "missing or wrong bearer token"}, 401,
+                return JSONResponse({"error": UNAUTHORIZED}, 401,
                                     headers={"WWW-Authenticate": 'Bearer realm="otel-hms"'})
             alerting = get_alerting()
             if alerting is None:
@@ -69,7 +67,7 @@ def routes(get_alerting: Callable[[], Alerting | None], token: str | None) -> li
     async def backtest_route(request: Request, alerting: Alerting) -> Response:
         try:
             body = json.loads(await request.body())
-            text, since = str(body["rules"]), parse_duration(body.get("since", "24h"))
+            text, since = str(body["rules"]), parse_seconds(body.get("since", "24h"))
             rule = body.get("rule")
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": 'body must be JSON: {"rules": "<rules file text>", '

@@ -6,7 +6,6 @@ bearer token.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -16,14 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from otel_hms.common.auth import UNAUTHORIZED, bearer_matches
 from otel_hms.http.export import export_endpoint, export_root
 from otel_hms.http.openapi import openapi_document
 from otel_hms.http.query import routes_handlers
 from otel_hms.http.sql import SqlStats, sql_endpoint
 from otel_hms.query.service import QueryService
 from otel_hms.storage.disk_failure import StoreUnavailable, disk_failure
-
-UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -46,10 +44,8 @@ def api_app(service: QueryService, settings: dict[str, Any],
     sql_stats = SqlStats()
 
     def authorized(request: Request) -> bool:
-        if token is None:
-            return True
-        given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        allowed: bool = bearer_matches(token, request.headers.get("authorization"))
+        return allowed
 
     def unauthorized() -> Response:
         return _error(401, UNAUTHORIZED)

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from otel_hms.common.auth import UNAUTHORIZED
 from otel_hms.http.alerting import bearer_check
-from otel_hms.http.api import UNAUTHORIZED
 from otel_hms.query.read_only import QueryError, fetch_all
 
 TOP_DEFAULT = 10

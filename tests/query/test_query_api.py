@@ -148,6 +148,13 @@ def test_gauge_aggregations(server: ServerProcess) -> None:
             "points": [[(T0_S + 20 * i) * 1000, v] for i, v in enumerate(values)]}]
 
 
+def test_durations_take_the_rules_grammar(server: ServerProcess) -> None:
+    status, body = get(server, "/api/v1/query", metric="temperature", range="1m30s",
+                       step="45s", end=T0_S + 60, agg="count")
+    assert status == 200, body
+    assert (body["end_ms"] - body["start_ms"], body["step_ms"]) == (90_000, 45_000)
+
+
 @pytest.mark.parametrize("params,status,message", [
     ({}, 400, "metric is required"),
     ({"metric": "nope"}, 404, "no metric named 'nope'"),

@@ -1,4 +1,9 @@
-"""Durations as rule files write them (``15s``, ``5m``, ``1h30m``, ``3d``), in seconds."""
+"""Durations as people write them (``15s``, ``5m``, ``1h30m``, ``250ms``, ``3d``, ``2w``).
+
+One grammar for every place a duration is written: rules files, settings, the query API's
+``range`` and ``step``, dashboards, export bounds and the CLI's flags.  Each caller words
+its own error (the field and the fix); this module only says whether the text is one.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
-def parse_duration(text: object) -> float:
+def parse_seconds(text: object) -> float:
     """Seconds in ``text``; a bare number is seconds.  ValueError names the accepted forms."""
     if isinstance(text, bool):
         raise ValueError
