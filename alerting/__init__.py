@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .errors import BacktestError, RuleFileError, RuleTestFailure
 from .evaluator import Instance, Notice, QueryFailed, Sample, Step, Transition, step
-from .rules import Group, Rule, RuleSet, load_rules
+from .rule_files import load_rules
+from .rules import Group, Rule, RuleSet
 from .service import Alerting
 
 __all__ = ["Alerting", "BacktestError", "Group", "Instance", "Notice", "QueryFailed", "Rule",

@@ -19,7 +19,8 @@ from .errors import BacktestError, RuleFileError
 from .evaluator import Query
 from .payload_time import iso
 from .replay import replay
-from .rules import RuleSet, parse_document
+from .rule_files import parse_document
+from .rules import RuleSet
 
 COLUMNS = ["time", "group", "alertname", "labels", "from_state", "to_state", "value"]
 MAX_EVALUATIONS = 50_000

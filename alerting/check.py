@@ -15,7 +15,8 @@ import jinja2
 
 from .evaluator import QueryFailed, alert_labels
 from .query import ACTIVE_COLUMN, rule_sql, value_column
-from .rules import Rule, RuleSet, collect_rules
+from .rule_files import collect_rules
+from .rules import Rule, RuleSet
 from .series import memory_store
 from .state import install as install_state
 from .templates import render_strict

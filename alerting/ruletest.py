@@ -22,7 +22,7 @@ from .errors import RuleFileError
 from .evaluator import FIRING, Instance
 from .query import SqlQuery
 from .replay import replay
-from .rules import load_rules
+from .rule_files import load_rules
 from .series import InputSeries, expand_values, memory_store, parse_series
 
 # Test time 0.  Not the epoch: OTLP reads a zero timestamp as "unset".

@@ -24,7 +24,8 @@ from .evaluator import DEFAULT_RESEND_DELAY, Instance, Notice, Query, Sample, St
 from .notifiers import Batch, build
 from .notifiers.dispatcher import Dispatcher
 from .query import SqlQuery
-from .rules import Group, Rule, RuleSet, load_rules, merge
+from .rule_files import load_rules, merge
+from .rules import Group, Rule, RuleSet
 from .slo import slo_status
 from .slo_store import SloStore, api_rule_set, validate_posted
 from .state import StateStore

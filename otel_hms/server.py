@@ -26,7 +26,7 @@ from typing import Any, cast
 import duckdb
 import uvicorn
 
-from otel_hms.alerting.rules import load_rules
+from otel_hms.alerting.rule_files import load_rules
 from otel_hms.alerting.service import Alerting
 from otel_hms.config import ConfigError, duration_setting, parse_address
 from otel_hms.dashboard import dashboard_routes, load_dashboards

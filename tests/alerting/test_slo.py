@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otel_hms.alerting.check import check_files
-from otel_hms.alerting.rules import load_rules
+from otel_hms.alerting.rule_files import load_rules
 from otel_hms.alerting.ruletest import run_file
 
 from alert_receivers import api_get, api_request
