@@ -158,6 +158,8 @@ class Decoder:
         batch = _Decoding()
         for rm_start, rm_end in wire.resource_metrics(body):
             resource, rm_schema, scopes = wire.resource_parts(body, rm_start, rm_end)
+            if not scopes:  # its resource would go unread, unchecked: upb checks it
+                raise wire.NotPlain("a resource without scopes")
             for sm_start, sm_end in scopes:
                 scope, sm_schema, metrics = wire.scope_parts(body, sm_start, sm_end)
                 owner = self._owner(resource, rm_schema, scope, sm_schema)

@@ -149,6 +149,9 @@ def parse_json(data: bytes) -> ExportMetricsServiceRequest:
         raise InvalidRequest("JSON body is nested too deeply to be an OTLP request") from None
     except json_format.ParseError as exc:
         raise InvalidRequest(f"JSON is not an OTLP metrics request: {exc}") from None
+    except OverflowError as exc:  # 1e999 is infinity to Python's json, no integer field's
+        raise InvalidRequest(f"JSON is not an OTLP metrics request: a number is out of its "
+                             f"field's range ({exc})") from None
 
 
 _POINT_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "exponential_histogram",

@@ -326,6 +326,38 @@ def test_http_deeply_nested_json_is_invalid_argument(server: ServerProcess) -> N
     assert_http_error(reply, 400, JSON, "nested")
 
 
+# -- what fuzzing found (test_fuzz.py; the inputs are kept in fuzz_corpus/) --------------------
+
+CORPUS = Path(__file__).parent / "fuzz_corpus"
+
+
+def test_json_number_past_its_integer_field_is_400(server: ServerProcess) -> None:
+    """``1e999`` is infinity to Python's json; an integer field cannot take it (was a 500)."""
+    before = total_points(server)
+    body = (CORPUS / "json" / "crash-infinite-enum").read_bytes()
+    assert b'"aggregationTemporality": 1e9992' in body
+    reply = http_request(server, body, JSON)
+    assert assert_http_error(reply, 400, JSON) == (
+        "JSON is not an OTLP metrics request: a number is out of its field's range (cannot "
+        "convert float infinity to integer)")
+    assert_intact(server, before)
+
+
+def test_corrupt_resource_without_scopes_is_400_on_both_protocols(server: ServerProcess
+                                                                  ) -> None:
+    """A ResourceMetrics whose resource bytes are not a Resource and which has no scopes was
+    acknowledged as an empty export: its resource went unread.  Now upb reads it."""
+    before = total_points(server)
+    body = (CORPUS / "protobuf" / "crash-resource-without-scopes").read_bytes()
+    assert body == b"\n\x05\n\x03sva"  # resource_metrics { resource: b"sva" (a group) }
+    message = assert_http_error(http_request(server, body), 400, PROTOBUF)
+    assert message.startswith("body is not a valid OTLP ExportMetricsServiceRequest protobuf")
+    error = grpc_raw(server, body)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == message
+    assert_intact(server, before)
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_http_wrong_method_is_405(server: ServerProcess, method: str) -> None:
     before = total_points(server)
