@@ -15,9 +15,10 @@ from typing import Any
 import duckdb
 import yaml
 
+from otel_hms.common.times import rfc3339_ms
+
 from .errors import BacktestError, RuleFileError
 from .evaluator import Query
-from .payload_time import iso
 from .replay import replay
 from .rule_files import parse_document
 from .rules import RuleSet
@@ -56,7 +57,7 @@ def backtest(rules: RuleSet, query: Query, since: float, rule: str | None = None
             errors += ev.step.health == "error"
             for t in ev.step.transitions:
                 labels = {k: v for k, v in t.labels.items() if k != "alertname"}
-                rows.append([iso(t.at), ev.rule.group, ev.rule.alert, labels, t.from_state,
+                rows.append([rfc3339_ms(t.at), ev.rule.group, ev.rule.alert, labels, t.from_state,
                              t.to_state, t.value])
     except OverflowError:
         raise BacktestError(f"--since: more than {MAX_EVALUATIONS} evaluations; shorten "

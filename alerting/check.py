@@ -17,7 +17,7 @@ from .evaluator import QueryFailed, alert_labels
 from .query import ACTIVE_COLUMN, rule_sql, value_column
 from .rule_files import collect_rules
 from .rules import Rule, RuleSet
-from .series import memory_store
+from .ruletest_input import memory_store
 from .state import install as install_state
 from .templates import render_strict
 

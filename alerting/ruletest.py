@@ -23,7 +23,7 @@ from .evaluator import FIRING, Instance
 from .query import SqlQuery
 from .replay import replay
 from .rule_files import load_rules
-from .series import InputSeries, expand_values, memory_store, parse_series
+from .ruletest_input import InputSeries, expand_values, memory_store, parse_series
 
 # Test time 0.  Not the epoch: OTLP reads a zero timestamp as "unset".
 ORIGIN = 1_000_000_000.0

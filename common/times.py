@@ -22,6 +22,12 @@ def ceil_time(t: dt.datetime, unit: dt.timedelta) -> dt.datetime:
     return EPOCH - ((EPOCH - t) // unit) * unit
 
 
+def rfc3339_ms(seconds: float) -> str:
+    """A unix time as alert payloads and listings print it: RFC 3339, UTC, milliseconds."""
+    t = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def micros(t: dt.datetime | dt.timedelta) -> int:
     """Microseconds since the epoch (of a time) or in a span."""
     return (t - EPOCH if isinstance(t, dt.datetime) else t) // MICROSECOND

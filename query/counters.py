@@ -88,7 +88,7 @@ def group_series(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return [{"labels": labels, "points": points} for labels, points in groups]
 
 
-def series_series(rows: list[tuple[Any, ...]], labels: SeriesLabels) -> list[dict[str, Any]]:
+def ungrouped_series(rows: list[tuple[Any, ...]], labels: SeriesLabels) -> list[dict[str, Any]]:
     """Ungrouped rows (series id, ms, value) to ``[{labels, points}]``, sorted by labels."""
     isfinite = math.isfinite
     by_sid: dict[int, list[list[Any]]] = {}
@@ -154,7 +154,7 @@ def build_labels(rows: list[tuple[Any, ...]], extra: dict[int, Labels],
 
 # The flat statement.  Raw points: the fast path of ``otel_sum_increments`` (the stored
 # increase when the previous point lies in the range or its lookback, else the first-point
-# rule), summed per series and bucket.  Named parameters: see ``flat_sql``.
+# rule), summed per series and bucket.  Named parameters: see ``counter_statement``.
 _RAW = """
     SELECT p.series_id, (epoch_us(p.time) - $since_us) // $step_us AS b,
            sum(""" + stored_increase("{since}", "$lookback") + """) AS v
@@ -245,10 +245,11 @@ _MATCH = """ AND list_bool_and(list_transform($match_keys, lambda x: coalesce(s.
     s.resource_attributes[x]) = map($match_keys, $match_values)[x]))"""
 
 
-def flat_sql(spec: QuerySpec, source: str, whole: bool = False) -> tuple[str, dict[str, Any]]:
+def counter_statement(spec: QuerySpec, source: str, whole: bool = False
+                      ) -> tuple[str, dict[str, Any]]:
     """The answer to ``spec`` from ``source`` and its parameters: a marker row (breaks,
-    series count; see ``split_marks``), then rows shaped as ``counter_sql``'s.  ``whole``:
-    raw points are summed before being joined to their series (see ``_RAW_WHOLE``)."""
+    series count; see ``take_marker_row``), then rows shaped as ``counter_sql``'s.  With
+    ``whole``, raw points are summed before being joined to their series (``_RAW_WHOLE``)."""
     match = _MATCH if spec.where else ""
     since = "$since" if source == "raw" else f"greatest(otel_rollup_until('{source}'), $since)"
     marks = _MARKS.format(since=since)
@@ -276,9 +277,9 @@ def flat_sql(spec: QuerySpec, source: str, whole: bool = False) -> tuple[str, di
     return sql, used(sql, params)
 
 
-def split_marks(rows: list[tuple[Any, ...]], grouped: bool
+def take_marker_row(rows: list[tuple[Any, ...]], grouped: bool
                 ) -> tuple[int, int, list[tuple[Any, ...]]]:
-    """(breaks, series count or -1, the answer's rows) from ``flat_sql``'s rows."""
+    """(breaks, series count or -1, the answer's rows) from ``counter_statement``'s rows."""
     at = next(i for i, row in enumerate(rows) if row[0] is None)
     mark = rows.pop(at)
     breaks, count = mark[2] if grouped else (mark[1], mark[2])

@@ -153,9 +153,10 @@ class QueryService:
         """A rate or increase without a MAP per row (see ``counters``); None when the
         metric turns out not to be a sum and ``checked`` is false."""
         known = None if spec.by else self._labels.peek(spec.metric)
-        sql, params = counters.flat_sql(spec, source, known is not None and known.most_sums)
+        whole = known is not None and known.most_sums
+        sql, params = counters.counter_statement(spec, source, whole)
         rows = self._point_rows(sql, params)
-        breaks, count, rows = counters.split_marks(rows, bool(spec.by))
+        breaks, count, rows = counters.take_marker_row(rows, bool(spec.by))
         if count < 0 and not checked:
             return None
         if breaks:
@@ -165,7 +166,7 @@ class QueryService:
             return counters.group_series(rows)
         labels = self._labels.get(spec.metric, count, {row[0] for row in rows},
                                   lambda: self._build_labels(spec.metric))
-        return counters.series_series(rows, labels)
+        return counters.ungrouped_series(rows, labels)
 
     def _build_labels(self, metric: str) -> counters.SeriesLabels:
         _, rows = fetch_all(self.con, counters.LABELS_SQL, [metric], self.timeout)

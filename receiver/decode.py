@@ -383,9 +383,9 @@ class Decoder:
                       found: number_points.NumberScan) -> None:
         if found.plain or found.started:
             batch.scans.append((ctx, buf, found))
-        if found.rare:
+        if found.slow:
             cols = batch.kind_columns(ctx.metric_type)
-            for body, end in found.rare:
+            for body, end in found.slow:
                 batch.accepted += self._number_point(batch, ctx, cols, buf[body:end])
 
     def _bulk_points(self, batch: _Decoding) -> None:
@@ -500,9 +500,9 @@ class Decoder:
                          found: histogram_points.HistogramScan) -> None:
         if found.bodies:
             batch.histogram_scans.append((ctx, buf, found))
-        if found.rare:
+        if found.slow:
             cols = batch.kind_columns(ctx.metric_type)
-            for body, end in found.rare:
+            for body, end in found.slow:
                 self._histogram_point(batch, ctx, cols, buf[body:end])
 
     def _histogram_point(self, batch: _Decoding, ctx: _Context, cols: dict[str, list[Any]],

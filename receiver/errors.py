@@ -12,32 +12,34 @@ from __future__ import annotations
 import grpc
 
 
-class ExportError(Exception):
+class RefusedExport(Exception):
+    """An OTLP export the receiver did not take (all of it): the sender is told why."""
+
     grpc_code = grpc.StatusCode.INTERNAL
     http_status = 500
 
 
-class InvalidRequest(ExportError):
+class InvalidRequest(RefusedExport):
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
     http_status = 400
 
 
-class TooLarge(ExportError):
+class TooLarge(RefusedExport):
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     http_status = 413
 
 
-class Unsupported(ExportError):
+class Unsupported(RefusedExport):
     grpc_code = grpc.StatusCode.UNIMPLEMENTED
     http_status = 415
 
 
-class Unauthenticated(ExportError):
+class Unauthenticated(RefusedExport):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     http_status = 401
 
 
-class Overloaded(ExportError):
+class Overloaded(RefusedExport):
     grpc_code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
     retry_after_seconds = 1

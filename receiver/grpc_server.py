@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from .errors import ExportError
+from .errors import RefusedExport
 from .ingest import Ingest, sender_of
 
 log = logging.getLogger("otel_hms.receiver")
@@ -46,7 +46,7 @@ class _MetricsService:
                 body, "otlp/grpc", self.max_request_bytes,
                 sender_of(context.peer(), agent if isinstance(agent, str) else None),
             ).SerializeToString()
-        except ExportError as exc:
+        except RefusedExport as exc:
             context.abort(exc.grpc_code, str(exc))
             raise  # unreachable: abort raises
 

@@ -113,7 +113,7 @@ class HistogramScan:
     bodies: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
-    rare: list[tuple[int, int]] = field(default_factory=list)
+    slow: list[tuple[int, int]] = field(default_factory=list)
     stop: int = 0  # where the points end
 
 
@@ -121,7 +121,7 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> HistogramScan:
     """Walk the repeated ``data_points`` at the start of a canonical ``Histogram``."""
     out = HistogramScan(table)
     get = table.lookup(digest).get
-    bodies, ends, slots, rare = out.bodies, out.ends, out.slots, out.rare
+    bodies, ends, slots, slow = out.bodies, out.ends, out.slots, out.slow
     head = tail = -1
     pos, n = 0, len(buf)
     while pos < n and buf[pos] == _DATA_POINT:
@@ -140,7 +140,7 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> HistogramScan:
                 ends.append(end)
                 slots.append(slot)
                 continue
-        rare.append((body, end))
+        slow.append((body, end))
     if pos > n:
         raise ValueError("a data point runs past its message")
     out.stop = pos

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .errors import ExportError, Overloaded, TooLarge, Unauthenticated, Unsupported
+from .errors import Overloaded, RefusedExport, TooLarge, Unauthenticated, Unsupported
 from .ingest import Ingest, sender_of
 from .payload import decompress, parse_json
 
@@ -79,7 +79,7 @@ def otlp_http_app(ingest: Ingest, max_request_bytes: int) -> Starlette:
             peer = f"{request.client.host}:{request.client.port}" if request.client else None
             response = await ingest.export_async(
                 message, "otlp/http", sender_of(peer, request.headers.get("user-agent")))
-        except ExportError as exc:
+        except RefusedExport as exc:
             headers = None
             if isinstance(exc, Overloaded):
                 headers = {"Retry-After": str(exc.retry_after_seconds)}

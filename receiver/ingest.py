@@ -28,7 +28,7 @@ from otel_hms.common.auth import UNAUTHORIZED, bearer_matches
 from otel_hms.storage.batch import DecodedBatch
 
 from .decode import Decoder
-from .errors import ExportError, Overloaded, Unauthenticated
+from .errors import Overloaded, RefusedExport, Unauthenticated
 from .payload import grpc_message
 
 log = logging.getLogger("otel_hms.receiver")
@@ -185,7 +185,7 @@ class Ingest:
                 await asyncio.wait_for(asyncio.wrap_future(future), self.commit_timeout)
             except TimeoutError:
                 raise Overloaded("store did not commit in time; retry later") from None
-            except ExportError:
+            except RefusedExport:
                 raise
             except Exception as exc:
                 raise Overloaded(f"store could not commit the batch ({exc}); retry") from None
@@ -205,7 +205,7 @@ class Ingest:
             future.result(self.commit_timeout)
         except TimeoutError:
             raise Overloaded("store did not commit in time; retry later") from None
-        except ExportError:
+        except RefusedExport:
             raise
         except Exception as exc:
             raise Overloaded(f"store could not commit the batch ({exc}); retry") from None

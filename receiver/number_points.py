@@ -50,7 +50,7 @@ class NumberScan:
     plain_slots: list[int] = field(default_factory=list)
     started: list[int] = field(default_factory=list)  # ... with start_time_unix_nano
     started_slots: list[int] = field(default_factory=list)
-    rare: list[tuple[int, int]] = field(default_factory=list)  # (body, end) of the others
+    slow: list[tuple[int, int]] = field(default_factory=list)  # (body, end) of the others
     stop: int = 0  # where the points end
 
 
@@ -66,7 +66,7 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> NumberScan:
     # runs once per point.
     add_plain, add_plain_slot = out.plain.append, out.plain_slots.append
     add_started, add_started_slot = out.started.append, out.started_slots.append
-    rare = out.rare.append
+    slow = out.slow.append
     pos, n = 0, len(buf)
     while pos < n and buf[pos] == 0x0A:
         length = buf[pos + 1]
@@ -93,7 +93,7 @@ def scan(buf: bytes, table: SeriesSlots, digest: bytes) -> NumberScan:
                     add_started(body)
                     add_started_slot(slot)
                     continue
-        rare((body, pos))
+        slow((body, pos))
     if pos > n:
         raise ValueError("a data point runs past its message")
     out.stop = pos

@@ -15,7 +15,7 @@ from .alertmanager import AlertmanagerNotifier
 from .base import DeliveryError, Notifier
 from .command import CommandNotifier
 from .email import EmailNotifier
-from .payload import Batch, webhook_payload
+from .message import Batch, webhook_payload
 from .slack import SlackNotifier
 from .webhook import WebhookNotifier
 

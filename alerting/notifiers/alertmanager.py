@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from otel_hms.common.times import rfc3339_ms
+
 from ..evaluator import DEFAULT_RESEND_DELAY, FIRING
 from .base import post_json
-from .payload import Batch, generator_url, rfc3339, starts_at
+from .message import Batch, generator_url, starts_at
 
 
 def alertmanager_alerts(batch: Batch, resend_delay: float) -> list[dict[str, Any]]:
@@ -22,7 +24,7 @@ def alertmanager_alerts(batch: Batch, resend_delay: float) -> list[dict[str, Any
         i = n.instance
         ends = valid_until if i.state == FIRING or i.resolved_at is None else i.resolved_at
         out.append({"labels": dict(i.labels), "annotations": dict(i.annotations),
-                    "startsAt": rfc3339(starts_at(i)), "endsAt": rfc3339(ends),
+                    "startsAt": rfc3339_ms(starts_at(i)), "endsAt": rfc3339_ms(ends),
                     "generatorURL": generator_url(batch)})
     return out
 

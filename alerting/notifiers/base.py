@@ -8,7 +8,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from .payload import Batch
+from .message import Batch
 
 
 class DeliveryError(Exception):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import DeliveryError
-from .payload import Batch, webhook_payload
+from .message import Batch, webhook_payload
 
 
 class CommandNotifier:

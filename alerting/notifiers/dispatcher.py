@@ -20,7 +20,7 @@ from typing import Any
 from otel_hms.common.durations import parse_seconds
 
 from .base import DeliveryError, Notifier
-from .payload import Batch
+from .message import Batch
 
 log = logging.getLogger("otel_hms.alerting")
 QUEUE_LIMIT = 10_000

@@ -13,7 +13,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from .base import DeliveryError
-from .payload import Batch, subject, text_body
+from .message import Batch, subject, text_body
 
 
 class EmailNotifier:

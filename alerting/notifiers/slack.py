@@ -7,7 +7,7 @@ from typing import Any
 
 from ..evaluator import FIRING
 from .base import post_json
-from .payload import Batch, subject, text_body
+from .message import Batch, subject, text_body
 
 
 def slack_message(batch: Batch, channel: str | None, username: str | None) -> dict[str, Any]:

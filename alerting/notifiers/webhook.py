@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import post_json
-from .payload import Batch, webhook_payload
+from .message import Batch, webhook_payload
 
 
 class WebhookNotifier:

@@ -31,7 +31,7 @@ from opentelemetry.sdk.metrics.view import Aggregation
 
 from otel_hms.query import install_helpers
 from otel_hms.receiver.decode import Decoder
-from otel_hms.receiver.errors import ExportError
+from otel_hms.receiver.errors import RefusedExport
 from otel_hms.receiver.ingest import Ingest
 from otel_hms.storage.lock_holder import LockHolder
 from otel_hms.storage.store import StoreLocked, known_series_ids, open_store
@@ -93,7 +93,7 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
             try:
                 self._ingest.export(encode_metrics(metrics_data), f"embedded {self.path}",
                                     sender="this process (DuckDBMetricExporter)")
-            except ExportError as exc:
+            except RefusedExport as exc:
                 log.warning("DuckDBMetricExporter: export to %s failed: %s", self.path, exc)
                 return MetricExportResult.FAILURE
         return MetricExportResult.SUCCESS

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from otel_hms.common.times import rfc3339_ms
+
 from ..evaluator import FIRING, Instance, Notice
-from ..payload_time import iso
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -29,8 +30,6 @@ class Batch:
     interval: float
     external_url: str
 
-
-rfc3339 = iso
 
 
 def generator_url(batch: Batch) -> str:
@@ -60,8 +59,8 @@ def webhook_payload(batch: Batch) -> dict[str, Any]:
         "status": status_of(i),
         "labels": dict(i.labels),
         "annotations": dict(i.annotations),
-        "startsAt": rfc3339(starts_at(i)),
-        "endsAt": rfc3339(i.resolved_at) if i.resolved_at is not None and i.state != FIRING
+        "startsAt": rfc3339_ms(starts_at(i)),
+        "endsAt": rfc3339_ms(i.resolved_at) if i.resolved_at is not None and i.state != FIRING
         else ZERO_TIME,
         "generatorURL": generator_url(batch),
         "fingerprint": i.fingerprint,
@@ -100,9 +99,9 @@ def text_body(batch: Batch) -> str:
         lines.append(f"  labels: {labels}")
         if i.value is not None:
             lines.append(f"  value: {i.value:g}")
-        lines.append(f"  since: {rfc3339(starts_at(i))}")
+        lines.append(f"  since: {rfc3339_ms(starts_at(i))}")
         if i.state != FIRING and i.resolved_at is not None:
-            lines.append(f"  resolved: {rfc3339(i.resolved_at)}")
+            lines.append(f"  resolved: {rfc3339_ms(i.resolved_at)}")
         lines.append("")
     lines.append(f"Rule: {generator_url(batch)}")
     return "\n".join(lines) + "\n"
