@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from otel_hms.common.times import micros
-from otel_hms.storage.point_macros import stored_increase
+from otel_hms.storage.point_macros import cumulative_increase, delta_increase, stored_increase
 
 from .spec import QuerySpec
 
@@ -170,13 +170,8 @@ _RAW_WHOLE = """
     SELECT p.series_id, p.b,
            CASE WHEN s.aggregation_temporality = 1 THEN p.dlt ELSE p.cum END AS v
     FROM (SELECT series_id, (epoch_us(time) - $since_us) // $step_us AS b,
-                 sum(CASE WHEN prev_time_unix_nano >= epoch_us({since} - $lookback) * 1000
-                          THEN increase
-                          WHEN start_time_unix_nano > 0
-                               AND start_time_unix_nano >= epoch_us({since}) * 1000
-                          THEN coalesce(value_int::DOUBLE, value) END) AS cum,
-                 sum(CASE WHEN prev_time_unix_nano = time_unix_nano THEN increase
-                          ELSE coalesce(value_int::DOUBLE, value) END) AS dlt
+                 sum(""" + cumulative_increase("{since}", "$lookback", p="") + """) AS cum,
+                 sum(""" + delta_increase("{since}", "$lookback", p="") + """) AS dlt
           FROM points_sum
           WHERE time >= {since} AND time < $until
             AND flags & 1 = 0 AND NOT isnan(coalesce(value_int::DOUBLE, value))

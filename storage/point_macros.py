@@ -27,22 +27,38 @@ STEP = "coalesce(step, period)"
 LOOKBACK = f"coalesce(lookback, greatest({STEP}, INTERVAL 5 MINUTE))"
 
 
-def stored_increase(since: str, lookback: str) -> str:
-    """The increase a sum point ``p`` (of series ``s``) adds to a range starting at ``since``,
-    from its stored chain (storage/sum_chain.py): its stored increase when the point before
-    it lies in the range or ``lookback`` before it; else, for a delta sum, its value; else
-    (no baseline) its value only when its start time lies in the range.  One definition for
-    ``otel_sum_increments`` and the query API's flat statement (query/counters.py)."""
+def cumulative_increase(since: str, lookback: str, p: str = "p.") -> str:
+    """The increase a cumulative sum point (columns prefixed ``p``) adds to a range starting
+    at ``since``, from its stored chain (storage/sum_chain.py): its stored increase when the
+    point before it lies in the range or ``lookback`` before it; else (no baseline) its value
+    only when its start time lies in the range."""
     return f"""
-        CASE WHEN p.prev_time_unix_nano >= epoch_us({since} - {lookback}) * 1000
-                  AND (s.aggregation_temporality IS DISTINCT FROM 1
-                       OR p.prev_time_unix_nano = p.time_unix_nano)
-             THEN p.increase
-             WHEN s.aggregation_temporality = 1
-             THEN coalesce(p.value_int::DOUBLE, p.value)
-             WHEN p.start_time_unix_nano > 0
-                  AND p.start_time_unix_nano >= epoch_us({since}) * 1000
-             THEN coalesce(p.value_int::DOUBLE, p.value)
+        CASE WHEN {p}prev_time_unix_nano >= epoch_us({since} - {lookback}) * 1000
+             THEN {p}increase
+             WHEN {p}start_time_unix_nano > 0
+                  AND {p}start_time_unix_nano >= epoch_us({since}) * 1000
+             THEN coalesce({p}value_int::DOUBLE, {p}value)
+        END"""
+
+
+def delta_increase(since: str, lookback: str, p: str = "p.") -> str:
+    """The same for a delta sum point: its value, or for a copy of the time before it (a
+    retried export) the stored increase over that copy (0 when identical)."""
+    return f"""
+        CASE WHEN {p}prev_time_unix_nano >= epoch_us({since} - {lookback}) * 1000
+                  AND {p}prev_time_unix_nano = {p}time_unix_nano
+             THEN {p}increase
+             ELSE coalesce({p}value_int::DOUBLE, {p}value)
+        END"""
+
+
+def stored_increase(since: str, lookback: str) -> str:
+    """The increase a sum point ``p`` of series ``s`` adds to a range starting at ``since``:
+    the counter-increase rule, one definition for ``otel_sum_increments`` and the query API's
+    flat statement (query/counters.py)."""
+    return f"""
+        CASE WHEN s.aggregation_temporality = 1 THEN {delta_increase(since, lookback)}
+             ELSE {cumulative_increase(since, lookback)}
         END"""
 
 
