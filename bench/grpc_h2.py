@@ -65,7 +65,7 @@ def _retry_delay(details_b64: bytes) -> float | None:
     for detail in status.details:
         info = error_details_pb2.RetryInfo()
         if detail.Unpack(info):
-            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+            return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
     return None
 
 
@@ -180,7 +180,7 @@ class Channel:
                 raise GrpcError(UNAVAILABLE, f"GOAWAY (error {event.error_code})",
                                 connection_lost=True)
         self._flush()
-        return events
+        return list(events)
 
     def _flush(self) -> None:
         out = self.conn.data_to_send()

@@ -166,7 +166,7 @@ class Workload:
 
 def _layout() -> list[tuple[int, int, int]]:
     """(resource, metric, combo) of every series, in the order one collection emits them."""
-    order = []
+    order: list[tuple[int, int, int]] = []
     for res in range(len(SERVICES) * REPLICAS):
         for m, spec in enumerate(METRICS):
             order.extend((res, m, c) for c in range(len(spec.combos)))
@@ -286,7 +286,9 @@ def _build_request(args: tuple[int, int, int]) -> tuple[bytes, bytes, bytes]:
     group: tuple[int, int] | None = None
     scope_key: tuple[str, str] | None = None
     current_metric = -1
-    rm = sm = data = None
+    rm: Any = None
+    sm: Any = None
+    data: Any = None
     for p in range(first, first + count):
         tick = p // per_tick
         res, m, combo = layout[p % per_tick]

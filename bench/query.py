@@ -255,8 +255,9 @@ def parse_answer(system: str, q: Question, body: bytes) -> Answer:
     else:
         if doc.get("status") != "success":
             raise RuntimeError(f"{system} answered {doc!r:.300}")
-        offset = int(q.otel_params["end"]) - int(q.prom_params.get("end",
-                                                                    q.prom_params.get("time")))
+        prom_end = q.prom_params.get("end", q.prom_params.get("time"))
+        assert prom_end is not None
+        offset = int(q.otel_params["end"]) - int(prom_end)
         step = 60 if q.key == "a" else 3600
         for series in doc["data"]["result"]:
             key = _prom_label_key(series["metric"], q)

@@ -186,6 +186,7 @@ def otlp_requests(work: Workload) -> Iterator[Any]:
             return KeyValue(key=key, value=AnyValue(int_value=value))
         return KeyValue(key=key, value=AnyValue(string_value=value))
 
+    CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
     resources = [Resource(attributes=[
         kv("service.name", svc), kv("service.namespace", "shop"),
         kv("service.instance.id", iid), kv("host.name", f"node-{n}")]).SerializeToString()
@@ -194,9 +195,9 @@ def otlp_requests(work: Workload) -> Iterator[Any]:
     for s in work.series():
         cls = (metrics_pb2.HistogramDataPoint if s.metric.kind == "histogram"
                else metrics_pb2.NumberDataPoint)
-        attrs = cls(attributes=[kv(k, v) for (k, _), v in zip(s.metric.dims, s.combo)])
+        point = cls(attributes=[kv(k, v) for (k, _), v in zip(s.metric.dims, s.combo)])
         by_instance.setdefault(s.instance, {}).setdefault(s.metric.name, []).append(
-            (s, attrs.SerializeToString()))
+            (s, point.SerializeToString()))
     start_ns = (work.origin - HOUR) * 10**9
     for t, gauges, ch in work.times():
         m, t_ns = minute_of(work, t), t * 10**9
@@ -212,24 +213,24 @@ def otlp_requests(work: Workload) -> Iterator[Any]:
                 metric = sm.metrics.add()
                 metric.name, metric.unit = spec.name, spec.unit
                 if spec.kind == "counter":
-                    metric.sum.aggregation_temporality = 2
+                    metric.sum.aggregation_temporality = CUMULATIVE
                     metric.sum.is_monotonic = True
                     for s, attrs in metrics[spec.name]:
-                        dp = metric.sum.data_points.add()
-                        dp.MergeFromString(attrs)
-                        dp.start_time_unix_nano, dp.time_unix_nano = start_ns, t_ns
-                        dp.as_int = counter_value(s, m)
+                        number = metric.sum.data_points.add()
+                        number.MergeFromString(attrs)
+                        number.start_time_unix_nano, number.time_unix_nano = start_ns, t_ns
+                        number.as_int = counter_value(s, m)
                 elif spec.kind == "histogram":
-                    metric.histogram.aggregation_temporality = 2
+                    metric.histogram.aggregation_temporality = CUMULATIVE
                     for s, attrs in metrics[spec.name]:
-                        dp = metric.histogram.data_points.add()
-                        dp.MergeFromString(attrs)
-                        dp.start_time_unix_nano, dp.time_unix_nano = start_ns, t_ns
+                        hist = metric.histogram.data_points.add()
+                        hist.MergeFromString(attrs)
+                        hist.start_time_unix_nano, hist.time_unix_nano = start_ns, t_ns
                         buckets = bucket_values(s, m)
                         total = sum(buckets)
-                        dp.count, dp.sum, dp.min, dp.max = total, total * 0.05, 0.001, 12.0
-                        dp.bucket_counts.extend(buckets)
-                        dp.explicit_bounds.extend(HIST_BOUNDS)
+                        hist.count, hist.sum, hist.min, hist.max = total, total * 0.05, 0.001, 12.0
+                        hist.bucket_counts.extend(buckets)
+                        hist.explicit_bounds.extend(HIST_BOUNDS)
                 else:
                     for s, attrs in metrics[spec.name]:
                         dp = metric.gauge.data_points.add()
