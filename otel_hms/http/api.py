@@ -18,6 +18,7 @@ from starlette.routing import Route
 from otel_hms.common.auth import UNAUTHORIZED, bearer_matches
 from otel_hms.http.export import export_endpoint, export_root
 from otel_hms.http.openapi import openapi_document
+from otel_hms.http.prometheus import prometheus_mount
 from otel_hms.http.query import routes_handlers
 from otel_hms.http.sql import SqlStats, sql_endpoint
 from otel_hms.query.service import QueryService
@@ -77,6 +78,7 @@ def api_app(service: QueryService, settings: dict[str, Any],
             unauthorized), methods=["POST"]),
         Route("/api/v1/openapi.json", openapi),
         *(Route(path, handler) for path, handler in handlers.items()),
+        prometheus_mount(authorized, unauthorized),
         *(extra_routes or []),
     ], exception_handlers={StoreUnavailable: _store_unavailable,
                            duckdb.FatalException: _store_unavailable})

@@ -150,6 +150,36 @@ _HEALTH = {"get": {
         "503": {"description": '{"status": "unavailable", "reason": "..."}'}}}}
 
 
+_PROM_ANSWER = {
+    "200": {"description": 'Prometheus 2.42\'s {"status":"success","data":{"resultType":'
+                           '...,"result":...}}'},
+    "400": {"description": 'bad_data: {"status":"error","errorType":"bad_data","error":'
+                           '"..."}, in Prometheus\' words'},
+    "401": _UNAUTHORIZED,
+    "422": {"description": "execution: includes what the engine cannot evaluate yet, named"}}
+_PROM_QUERY = {"summary": "PromQL instant query (Prometheus 2.42's API; so far literals, "
+                          "arithmetic, vector(), time(), pi())",
+               "parameters": [_param("query", "PromQL", True, "1+1"),
+                              _param("time", "seconds or RFC 3339; default now"),
+                              _param("timeout", "duration")],
+               "responses": _PROM_ANSWER}
+_PROM_RANGE = {"summary": "PromQL range query (Prometheus 2.42's API); a matrix",
+               "parameters": [_param("query", "PromQL", True),
+                              _param("start", "seconds or RFC 3339", True),
+                              _param("end", "seconds or RFC 3339", True),
+                              _param("step", "seconds or a duration; at most 11,000 points",
+                                     True),
+                              _param("timeout", "duration")],
+               "responses": _PROM_ANSWER}
+_PROMETHEUS = {
+    "/prometheus/api/v1/query": {"get": _PROM_QUERY, "post": _PROM_QUERY},
+    "/prometheus/api/v1/query_range": {"get": _PROM_RANGE, "post": _PROM_RANGE},
+    "/prometheus/api/v1/status/buildinfo": {"get": {
+        "summary": "version 2.42.0 (the PromQL dialect), revision = otel-hms's version",
+        "responses": {"200": {"description": "build information"}, "401": _UNAUTHORIZED}}},
+}
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -257,5 +287,6 @@ def openapi_document() -> dict[str, Any]:
                           "responses": {"200": {"description": "text/html"}}}},
             "/api/v1/openapi.json": {"get": {"summary": "this document", "security": [],
                                              "responses": {"200": {"description": "OpenAPI"}}}},
+            **_PROMETHEUS,
         },
     }

@@ -1,0 +1,183 @@
+"""The Prometheus HTTP API's answers, as pure functions of the request's form values.
+
+Each endpoint takes the form Go's ``Request.FormValue`` would see (a body value wins over the
+URL's) and returns the status and JSON bytes Prometheus 2.42 answers: parameters checked in
+its order with its words, ``{"status":"error","errorType":…,"error":…}`` on failure, values
+and times formatted by ``format``.  ``otel_hms.http.prometheus`` serves them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from . import format as fmt
+from . import nodes
+from .evaluate import EvaluationError, Sample, Value, check_supported, evaluate
+from .params import ParamError, parse_duration, parse_time
+from .parse import ParseError, parse
+
+STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503,
+          "internal": 500, "unavailable": 503, "not_found": 404}
+MAX_POINTS = 11_000
+_TYPE_WORDS = {"matrix": "range vector", "vector": "instant vector", "scalar": "scalar",
+               "string": "string"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+class ApiError(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def _invalid(param: str, message: str) -> ApiError:
+    return ApiError("bad_data", f'invalid parameter "{param}": {message}')
+
+
+def success(data: str) -> Answer:
+    return Answer(200, ('{"status":"success","data":' + data + "}").encode())
+
+
+def failure(error: ApiError) -> Answer:
+    return Answer(STATUS[error.error_type],
+                  ('{"status":"error","errorType":' + fmt.json_string(error.error_type)
+                   + ',"error":' + fmt.json_string(error.message) + "}").encode())
+
+
+def _answer(compute: Callable[[], str]) -> Answer:
+    try:
+        return success(compute())
+    except ApiError as error:
+        return failure(error)
+
+
+def _parse_query(form: Mapping[str, str], prefixed: bool = True) -> nodes.Expr:
+    """The query's tree; 2.42 prefixes ``invalid parameter "query": `` to parse errors of
+    instant queries only."""
+    try:
+        return parse(form.get("query", ""))
+    except ParseError as exc:
+        raise (_invalid("query", str(exc)) if prefixed else ApiError("bad_data", str(exc))
+               ) from None
+
+
+def _timeout(form: Mapping[str, str]) -> None:
+    if form.get("timeout", ""):
+        try:
+            parse_duration(form["timeout"])
+        except ParamError as exc:
+            raise _invalid("timeout", str(exc)) from None
+
+
+def _evaluate(expr: nodes.Expr, ts: int) -> Value:
+    try:
+        return evaluate(expr, ts)
+    except EvaluationError as exc:
+        raise ApiError("execution", str(exc)) from None
+
+
+def instant_query(form: Mapping[str, str], now_ms: int) -> Answer:
+    """``/api/v1/query``: ``query``, ``time`` (default now), ``timeout``."""
+    def compute() -> str:
+        ts = now_ms
+        if form.get("time", ""):
+            try:
+                ts = parse_time(form["time"])
+            except ParamError as exc:
+                raise _invalid("time", f"Invalid time value for 'time': {exc}") from None
+        _timeout(form)
+        expr = _parse_query(form)
+        _supported(expr)
+        value = _evaluate(expr, ts)
+        return _instant_json(value, ts)
+    return _answer(compute)
+
+
+def _supported(expr: nodes.Expr) -> None:
+    try:
+        check_supported(expr)
+    except EvaluationError as exc:
+        raise ApiError("execution", str(exc)) from None
+
+
+def _instant_json(value: Value, ts: int) -> str:
+    if isinstance(value, float):
+        result = f"[{fmt.json_float(ts / 1000)},{fmt.json_string(fmt.fixed(value))}]"
+        return '{"resultType":"scalar","result":' + result + "}"
+    if isinstance(value, str):
+        result = f"[{fmt.json_float(ts / 1000)},{fmt.json_string(value)}]"
+        return '{"resultType":"string","result":' + result + "}"
+    samples = ",".join(
+        '{"metric":' + fmt.json_labels(s.labels) + ',"value":[' + fmt.sample_time(ts) + ","
+        + fmt.json_string(fmt.sample_value(s.value)) + "]}" for s in value)
+    return '{"resultType":"vector","result":[' + samples + "]}"
+
+
+def range_query(form: Mapping[str, str]) -> Answer:
+    """``/api/v1/query_range``: ``query``, ``start``, ``end``, ``step``, ``timeout``."""
+    def compute() -> str:
+        start, end = _required_time(form, "start"), _required_time(form, "end")
+        if end < start:
+            raise _invalid("end", "end timestamp must not be before start time")
+        try:
+            step_ns = parse_duration(form.get("step", ""))
+        except ParamError as exc:
+            raise _invalid("step", str(exc)) from None
+        if step_ns <= 0:
+            raise _invalid("step", "zero or negative query resolution step widths are not "
+                           "accepted. Try a positive integer")
+        if min((end - start) * 1_000_000, 2**63 - 1) // step_ns > MAX_POINTS:
+            raise ApiError("bad_data", "exceeded maximum resolution of 11,000 points per "
+                           "timeseries. Try decreasing the query resolution (?step=XX)")
+        _timeout(form)
+        expr = _parse_query(form, prefixed=False)
+        if expr.type not in ("scalar", "vector"):
+            raise ApiError("bad_data", f'invalid expression type "{_TYPE_WORDS[expr.type]}" '
+                           "for range query, must be Scalar or instant Vector")
+        _supported(expr)
+        step_ms = max(1, step_ns // 1_000_000)
+        steps = range(start, end + 1, step_ms)
+        return _matrix_json([(ts, _evaluate(expr, ts)) for ts in steps])
+    return _answer(compute)
+
+
+def _required_time(form: Mapping[str, str], name: str) -> int:
+    try:
+        return parse_time(form.get(name, ""))
+    except ParamError as exc:
+        raise _invalid(name, str(exc)) from None
+
+
+def _matrix_json(values: list[tuple[int, Value]]) -> str:
+    series: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
+    for ts, value in values:
+        samples = [Sample((), value)] if isinstance(value, float) else value
+        assert isinstance(samples, list)
+        for sample in samples:
+            series.setdefault(sample.labels, []).append((ts, sample.value))
+    parts = []
+    for labels in sorted(series):
+        points = ",".join(f"[{fmt.sample_time(ts)},{fmt.json_string(fmt.sample_value(v))}]"
+                          for ts, v in series[labels])
+        parts.append('{"metric":' + fmt.json_labels(labels) + ',"values":[' + points + "]}")
+    return '{"resultType":"matrix","result":[' + ",".join(parts) + "]}"
+
+
+def buildinfo(revision: str) -> Answer:
+    """``/api/v1/status/buildinfo``: version 2.42.0 (the dialect we speak) and no
+    ``features`` key, from which Grafana concludes "Prometheus" (with one it assumes Mimir)."""
+    fields = {"version": "2.42.0", "revision": revision, "branch": "", "buildUser": "",
+              "buildDate": "", "goVersion": ""}
+    return success("{" + ",".join(f"{fmt.json_string(k)}:{fmt.json_string(v)}"
+                                  for k, v in fields.items()) + "}")
+
+
+__all__ = ["Answer", "ApiError", "MAX_POINTS", "buildinfo", "failure", "instant_query",
+           "range_query", "success"]
