@@ -15,7 +15,7 @@ import duckdb
 from otel_hms.common.env import expand_env
 from otel_hms.common.yaml_file import YamlFileError, read_yaml
 from otel_hms.query.spec import QueryParamError, parse_duration
-from otel_hms.settings import BY_NAME, SETTINGS
+from otel_hms.settings import BY_NAME, SETTINGS, Settings
 
 
 class ConfigError(Exception):
@@ -67,7 +67,7 @@ def load_yaml(path: str) -> dict[str, Any]:
 
 
 def resolve(flags: Mapping[str, Any], config_path: str | None = None,
-            environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+            environ: Mapping[str, str] | None = None) -> Settings:
     """The effective settings; ``flags`` holds only what was given on the command line."""
     environ = os.environ if environ is None else environ
     values = {s.name: s.default for s in SETTINGS}
@@ -80,7 +80,7 @@ def resolve(flags: Mapping[str, Any], config_path: str | None = None,
         if value is not None:
             values[name] = _coerce(name, value, BY_NAME[name].flag)
     validate(values)
-    return values
+    return Settings(**values)
 
 
 def parse_address(value: str, field: str) -> tuple[str, int]:
@@ -90,9 +90,9 @@ def parse_address(value: str, field: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
-def duration_setting(values: dict[str, Any], name: str) -> dt.timedelta | None:
-    """A duration setting as a timedelta; ``forever`` (or 0) is None."""
-    text = str(values[name]).strip().lower()
+def duration_setting(name: str, value: object) -> dt.timedelta | None:
+    """The value of duration setting ``name`` as a timedelta; ``forever`` (or 0) is None."""
+    text = str(value).strip().lower()
     if text in ("forever", "0", "none", ""):
         return None
     try:
@@ -115,7 +115,7 @@ def memory_limit(value: str) -> None:
 
 def validate(values: dict[str, Any]) -> None:
     for name in ("retention_raw", "retention_1m", "retention_1h", "rollup_delay"):
-        duration_setting(values, name)
+        duration_setting(name, values[name])
     for name in ("otlp_grpc", "otlp_http", "api"):
         parse_address(values[name], BY_NAME[name].flag)
     for name in ("max_request_bytes", "max_pending_points", "max_attributes_per_point",

@@ -40,6 +40,7 @@ from otel_hms.receiver.decode_pool import DecodePool, DecodeWorkersFailed
 from otel_hms.receiver.grpc_server import start_grpc
 from otel_hms.receiver.http_server import otlp_http_app
 from otel_hms.receiver.ingest import Ingest
+from otel_hms.settings import Settings
 from otel_hms.storage.connection import StoreConnection
 from otel_hms.storage.disk_failure import Recovery, StoreUnavailable, disk_failure
 from otel_hms.storage.old_points import OldPointCheck
@@ -76,11 +77,11 @@ def _open_store(path: str, memory_limit: str | None) -> duckdb.DuckDBPyConnectio
     return con
 
 
-def _uvicorn(app: Any, settings: dict[str, Any], tls: bool) -> uvicorn.Server:
+def _uvicorn(app: Any, settings: Settings, tls: bool) -> uvicorn.Server:
     config = uvicorn.Config(
         app, log_level="warning", lifespan="off", access_log=False,
-        ssl_certfile=settings["tls_cert"] if tls else None,
-        ssl_keyfile=settings["tls_key"] if tls else None,
+        ssl_certfile=settings.tls_cert if tls else None,
+        ssl_keyfile=settings.tls_key if tls else None,
         timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)
@@ -89,7 +90,7 @@ def _uvicorn(app: Any, settings: dict[str, Any], tls: bool) -> uvicorn.Server:
 class Server:
     """Everything `serve` runs; ``start`` then ``wait`` then ``stop``."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stop_signal: int | None = None  # set by the SIGTERM/SIGINT handler
         self.failure: str | None = None  # set when the decode workers keep dying
@@ -100,58 +101,58 @@ class Server:
 
     def start(self) -> None:
         s = self.settings
-        http_sock = _bind(s["otlp_http"], "--otlp-http")
-        api_sock = _bind(s["api"], "--api")
-        load_rules(s["rules"])  # a bad rules file stops start-up before the store is opened
-        load_dashboards(s["dashboards"])  # and so does a bad dashboard
-        self.store = StoreConnection(lambda: _open_store(s["db"], s["memory_limit"]))
+        http_sock = _bind(s.otlp_http, "--otlp-http")
+        api_sock = _bind(s.api, "--api")
+        load_rules(s.rules)  # a bad rules file stops start-up before the store is opened
+        load_dashboards(s.dashboards)  # and so does a bad dashboard
+        self.store = StoreConnection(lambda: _open_store(s.db, s.memory_limit))
         # Every part holds the store as a DuckDB connection; it is one that can be reopened
         # under them after DuckDB invalidates the database (storage.connection).
         self.con = cast(duckdb.DuckDBPyConnection, self.store)
-        raw_retention = duration_setting(s, "retention_raw")
-        old_points = (OldPointCheck(raw_retention, str(s["retention_raw"]).strip())
+        raw_retention = duration_setting("retention_raw", s.retention_raw)
+        old_points = (OldPointCheck(raw_retention, str(s.retention_raw).strip())
                       if raw_retention is not None else None)
-        recovery = Recovery(os.path.dirname(os.path.abspath(s["db"])), self.store.reopen,
+        recovery = Recovery(os.path.dirname(os.path.abspath(s.db)), self.store.reopen,
                             self.store.usable)
-        limits = SeriesLimits.load(self.con, s["max_series"], s["max_series_per_metric"])
-        self.writer = Writer(self.con, None, s["max_pending_points"], old_points, recovery,
-                             limits=limits, series_cache_size=s["series_cache_size"])
-        api_url = f"{'https' if s['tls_cert'] else 'http'}://{s['api']}"
-        alerting = Alerting(self.con, s["rules"], s["sql_timeout_seconds"], s["sql_row_limit"],
+        limits = SeriesLimits.load(self.con, s.max_series, s.max_series_per_metric)
+        self.writer = Writer(self.con, None, s.max_pending_points, old_points, recovery,
+                             limits=limits, series_cache_size=s.series_cache_size)
+        api_url = f"{'https' if s.tls_cert else 'http'}://{s.api}"
+        alerting = Alerting(self.con, s.rules, s.sql_timeout_seconds, s.sql_row_limit,
                             api_url)
-        decoder = Decoder(s["max_attributes_per_point"], known=self.writer.known,
-                          series_cache_size=s["series_cache_size"])
-        if s["decode_workers"] > 0:
-            self.pool = DecodePool(s["decode_workers"], s["max_attributes_per_point"],
+        decoder = Decoder(s.max_attributes_per_point, known=self.writer.known,
+                          series_cache_size=s.series_cache_size)
+        if s.decode_workers > 0:
+            self.pool = DecodePool(s.decode_workers, s.max_attributes_per_point,
                                    on_failure=self._workers_failed,
-                                   series_cache_size=s["series_cache_size"])
-        self.ingest = ingest = Ingest(self.writer, decoder, s["auth_token"],
+                                   series_cache_size=s.series_cache_size)
+        self.ingest = ingest = Ingest(self.writer, decoder, s.auth_token,
                                       busy_errors=(StoreBusy, StoreUnavailable, WriterClosed),
                                       workers=self.pool)
         tls = None
-        if s["tls_cert"]:
-            with open(s["tls_cert"], "rb") as c, open(s["tls_key"], "rb") as k:
+        if s.tls_cert and s.tls_key:  # validate() has both or neither
+            with open(s.tls_cert, "rb") as c, open(s.tls_key, "rb") as k:
                 tls = (c.read(), k.read())
-        self.grpc, _ = start_grpc(ingest, s["otlp_grpc"], s["max_request_bytes"], tls)
-        self.http = _uvicorn(otlp_http_app(ingest, s["max_request_bytes"]), s, tls is not None)
+        self.grpc, _ = start_grpc(ingest, s.otlp_grpc, s.max_request_bytes, tls)
+        self.http = _uvicorn(otlp_http_app(ingest, s.max_request_bytes), s, tls is not None)
         self.maintenance = Maintenance(
             self.con,
-            Retention(raw=raw_retention, minute=duration_setting(s, "retention_1m"),
-                      hour=duration_setting(s, "retention_1h")),
-            delay=duration_setting(s, "rollup_delay") or dt.timedelta(0),
-            interval=s["rollup_interval_seconds"], on_error=self.writer.store_failed,
+            Retention(raw=raw_retention, minute=duration_setting("retention_1m", s.retention_1m),
+                      hour=duration_setting("retention_1h", s.retention_1h)),
+            delay=duration_setting("rollup_delay", s.rollup_delay) or dt.timedelta(0),
+            interval=s.rollup_interval_seconds, on_error=self.writer.store_failed,
             horizon=self.writer.horizon)
         self.maintenance.start()
-        self.queries = QueryService(self.con, s["sql_timeout_seconds"],
+        self.queries = QueryService(self.con, s.sql_timeout_seconds,
                                     self.maintenance.known_watermarks, raw_retention,
-                                    AnswerLimits(s["query_max_series"], s["query_max_points"]))
+                                    AnswerLimits(s.query_max_series, s.query_max_points))
         self.api = _uvicorn(api_app(self.queries, s, self.status, self.unavailable,
                                     lambda: self.writer.stats.commits,
-                                    alerting_routes(lambda: self.alerting, s["auth_token"])
-                                    + dashboard_routes(s["dashboards"], s["auth_token"])
-                                    + [cardinality_route(self.con, s["sql_timeout_seconds"],
+                                    alerting_routes(lambda: self.alerting, s.auth_token)
+                                    + dashboard_routes(s.dashboards, s.auth_token)
+                                    + [cardinality_route(self.con, s.sql_timeout_seconds,
                                                          self.writer.limits.usage,
-                                                         s["auth_token"])]),
+                                                         s.auth_token)]),
                             s, tls is not None)
         self._loop_thread = threading.Thread(
             target=lambda: asyncio.run(self._serve_http(http_sock, api_sock)),
@@ -172,7 +173,7 @@ class Server:
         self.alerting = alerting
         self._ready = True
         log.info("ready: OTLP gRPC %s, OTLP HTTP %s, API %s, store %s",
-                 s["otlp_grpc"], s["otlp_http"], api_url, s["db"])
+                 s.otlp_grpc, s.otlp_http, api_url, s.db)
 
     async def _serve_http(self, http_sock: socket.socket, api_sock: socket.socket) -> None:
         await asyncio.gather(self.http.serve(sockets=[http_sock]),
@@ -244,14 +245,14 @@ class Server:
                         "point is in its write-ahead log %s.wal, which the next start "
                         "replays (free space on its disk first)",
                         failure.detail if failure else str(exc).splitlines()[0],
-                        self.settings["db"])
+                        self.settings.db)
         else:
             log.info("stopped; store closed cleanly")
         finally:
             self.store.close()
 
 
-def serve(settings: dict[str, Any],
+def serve(settings: Settings,
           companion: Callable[[Server], Callable[[], None]] | None = None) -> int:
     """Run until SIGTERM/SIGINT.  ``companion`` (e.g. the demo's driver) is started once the
     server is ready and stopped, by the function it returns, before the server stops."""

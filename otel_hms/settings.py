@@ -83,3 +83,39 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings (``config.resolve``): one typed field per ``SETTINGS`` entry,
+    in the same order (a test holds the two together)."""
+
+    db: str
+    otlp_grpc: str
+    otlp_http: str
+    api: str
+    auth_token: str | None
+    tls_cert: str | None
+    tls_key: str | None
+    max_request_bytes: int
+    max_pending_points: int
+    decode_workers: int
+    max_attributes_per_point: int
+    max_series: int
+    max_series_per_metric: int
+    series_cache_size: int
+    sql_timeout_seconds: float
+    sql_row_limit: int
+    sql_max_answer_bytes: int
+    query_max_series: int
+    query_max_points: int
+    memory_limit: str | None
+    retention_raw: str
+    retention_1m: str
+    retention_1h: str
+    rollup_delay: str
+    rollup_interval_seconds: float
+    log_level: str
+    export_root: str | None
+    rules: tuple[str, ...]
+    dashboards: str | None

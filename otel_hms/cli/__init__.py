@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
     settings = resolve(flags, args.config)
-    logging.basicConfig(level=settings["log_level"].upper(),
+    logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.demo:
         return serve(settings)

@@ -8,10 +8,12 @@ configured); ``start_in_process`` runs the story against the server it is part o
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from otel_hms.settings import Settings
 
 from .driver import DemoOptions, run
 
@@ -25,16 +27,15 @@ def rules_file() -> Path:
     return demo_dir() / "rules.yaml"
 
 
-def demo_settings(settings: dict[str, Any]) -> dict[str, Any]:
+def demo_settings(settings: Settings) -> Settings:
     """The settings of ``serve --demo``: the demo's rules after any configured ones, and its
     dashboard unless a dashboards directory is configured."""
     rules = str(rules_file())
-    out = dict(settings)
-    if rules not in out["rules"]:
-        out["rules"] = (*out["rules"], rules)
-    if not out.get("dashboards"):
-        out["dashboards"] = str(demo_dir() / "dashboards")
-    return out
+    if rules not in settings.rules:
+        settings = dataclasses.replace(settings, rules=(*settings.rules, rules))
+    if not settings.dashboards:
+        settings = dataclasses.replace(settings, dashboards=str(demo_dir() / "dashboards"))
+    return settings
 
 
 def local_address(address: str) -> str:
@@ -48,11 +49,11 @@ def local_address(address: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def start_in_process(settings: dict[str, Any], say: Callable[[str], None]
+def start_in_process(settings: Settings, say: Callable[[str], None]
                      ) -> Callable[[], None]:
     """Run the story on a thread against the server of ``settings``; returns its stopper."""
-    options = DemoOptions(endpoint=local_address(settings["otlp_grpc"]),
-                          api=local_address(settings["api"]), token=settings["auth_token"])
+    options = DemoOptions(endpoint=local_address(settings.otlp_grpc),
+                          api=local_address(settings.api), token=settings.auth_token)
     stop = threading.Event()
     thread = threading.Thread(target=run, args=(options, stop, say), name="otel-hms-demo",
                               daemon=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from otel_hms.common.durations import parse_seconds
 from otel_hms.config import ConfigError, parse_address
+from otel_hms.settings import Settings
 
 from . import demo_settings, rules_file, start_in_process
 from .driver import DemoOptions, run
@@ -62,10 +63,10 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def for_serve(settings: dict[str, Any]
-              ) -> tuple[dict[str, Any], Callable[[Any], Callable[[], None]]]:
+def for_serve(settings: Settings
+              ) -> tuple[Settings, Callable[[Any], Callable[[], None]]]:
     """The settings of ``serve --demo`` and the companion that runs the story in it."""
-    if settings["tls_cert"]:
+    if settings.tls_cert:
         raise ConfigError("--demo: the demo sends plain OTLP to this server; leave out "
                           "--tls-cert/--tls-key")
     say = logging.getLogger("otel_hms.demo").info

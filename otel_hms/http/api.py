@@ -22,6 +22,7 @@ from otel_hms.http.prometheus import prometheus_mount
 from otel_hms.http.query import routes_handlers
 from otel_hms.http.sql import SqlStats, sql_endpoint
 from otel_hms.query.service import QueryService
+from otel_hms.settings import Settings
 from otel_hms.storage.disk_failure import StoreUnavailable, disk_failure
 
 
@@ -38,10 +39,10 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message}, 503, headers={"Retry-After": "1"})
 
 
-def api_app(service: QueryService, settings: dict[str, Any],
+def api_app(service: QueryService, settings: Settings,
             status: Callable[[], dict[str, Any]], unavailable: Callable[[], str | None],
             commits: Callable[[], int], extra_routes: list[Route] | None = None) -> Starlette:
-    token = settings["auth_token"]
+    token = settings.auth_token
     sql_stats = SqlStats()
 
     def authorized(request: Request) -> bool:
@@ -74,7 +75,7 @@ def api_app(service: QueryService, settings: dict[str, Any],
         Route("/api/v1/sql", sql_endpoint(service.con, settings, authorized, unauthorized,
                                           sql_stats), methods=["POST"]),
         Route("/api/v1/export", export_endpoint(
-            service.con, export_root(settings["export_root"], settings["db"]), authorized,
+            service.con, export_root(settings.export_root, settings.db), authorized,
             unauthorized), methods=["POST"]),
         Route("/api/v1/openapi.json", openapi),
         *(Route(path, handler) for path, handler in handlers.items()),

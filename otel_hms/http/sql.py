@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from otel_hms.query.deadline import Deadline, QueryCancelled, QueryError, QueryTimedOut, TooLarge
 from otel_hms.query.read_only import SqlLimits, answer_json
+from otel_hms.settings import Settings
 
 log = logging.getLogger("otel_hms.sql")
 BODY_HELP = 'body must be JSON: {"sql": "SELECT ..."}'
@@ -47,16 +48,16 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def sql_endpoint(con: duckdb.DuckDBPyConnection, settings: dict[str, Any],
+def sql_endpoint(con: duckdb.DuckDBPyConnection, settings: Settings,
                  authorized: Callable[[Request], bool], unauthorized: Callable[[], Response],
                  stats: SqlStats) -> Callable[[Request], Any]:
-    limits = SqlLimits(settings["sql_row_limit"], settings["sql_max_answer_bytes"])
+    limits = SqlLimits(settings.sql_row_limit, settings.sql_max_answer_bytes)
 
     def error(status: int, message: str) -> Response:
         return JSONResponse({"error": message}, status)
 
     async def sql(request: Request) -> Response:
-        deadline = Deadline(settings["sql_timeout_seconds"])
+        deadline = Deadline(settings.sql_timeout_seconds)
         if not authorized(request):
             return unauthorized()
         try:

@@ -247,9 +247,9 @@ def test_backtest_through_the_server_and_offline(start_server: StartServer, tmp_
 def test_rules_setting_is_a_list_from_flags_yaml_and_env(tmp_path: Path) -> None:
     from otel_hms.config import resolve
 
-    assert resolve({}, None, {})["rules"] == ()
-    assert resolve({}, None, {"OTEL_HMS_RULES": "a.yaml, b.yaml"})["rules"] == ("a.yaml",
+    assert resolve({}, None, {}).rules == ()
+    assert resolve({}, None, {"OTEL_HMS_RULES": "a.yaml, b.yaml"}).rules == ("a.yaml",
                                                                                 "b.yaml")
     config = write(tmp_path, "rules: [c.yaml]\n", "otel-hms.yaml")
-    assert resolve({}, str(config), {})["rules"] == ("c.yaml",)
-    assert resolve({"rules": ["d.yaml"]}, str(config), {})["rules"] == ("d.yaml",)
+    assert resolve({}, str(config), {}).rules == ("c.yaml",)
+    assert resolve({"rules": ["d.yaml"]}, str(config), {}).rules == ("d.yaml",)

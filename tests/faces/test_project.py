@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 import otel_hms
 import otel_hms.receiver
 import otel_hms.storage
-from otel_hms.settings import SETTINGS
+from otel_hms.config import resolve
+from otel_hms.settings import SETTINGS, Settings
 
 from conftest import ROOT
 
@@ -32,3 +36,12 @@ def test_exported_members() -> None:
 def test_subpackages_install_under_otel_hms() -> None:
     assert Path(otel_hms.receiver.__file__).parent == ROOT / "receiver"
     assert Path(otel_hms.storage.__file__).parent == ROOT / "storage"
+
+
+def test_the_typed_settings_follow_the_table() -> None:
+    assert [f.name for f in dataclasses.fields(Settings)] == [s.name for s in SETTINGS]
+    defaults = resolve({}, None, {})
+    for s in SETTINGS:
+        assert getattr(defaults, s.name) == s.default, s.name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.db = "other.duckdb"  # type: ignore[misc]
