@@ -51,8 +51,10 @@ def rows(batch: DecodedBatch) -> dict[str, list[tuple[Any, ...]]]:
 def _comparable(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return tuple(_comparable(v) for v in value)
+    if isinstance(value, dict):  # an exemplar: its value may be NaN too
+        return {k: _comparable(v) for k, v in value.items()}
     return value
 
 
