@@ -13,12 +13,13 @@ from dataclasses import replace
 import duckdb
 import jinja2
 
+from otel_hms.storage.alert_state import install as install_alert_tables
+
 from .evaluator import QueryFailed, alert_labels
 from .query import ACTIVE_COLUMN, rule_sql, value_column
 from .rule_files import collect_rules
 from .rules import Rule, RuleSet
 from .ruletest_input import memory_store
-from .state import install as install_state
 from .templates import render_strict
 
 
@@ -67,7 +68,7 @@ def check_files(paths: Sequence[str]) -> tuple[RuleSet, list[str]]:
     each sound rule (a rule with a syntax problem is not bound)."""
     rules, problems = collect_rules(paths)
     con = memory_store([], 1.0)
-    install_state(con)
+    install_alert_tables(con)
     try:
         problems += [p for r in rules.rules() for p in check_rule(con, r)]
     finally:

@@ -19,15 +19,18 @@ from typing import Any
 
 import duckdb
 
+from otel_hms.storage.alert_state import AlertState
+from otel_hms.storage.slo_definitions import SloDefinitions
+
 from .errors import RuleFileError
 from .evaluator import DEFAULT_RESEND_DELAY, Instance, Notice, Query, Sample, Step, step
 from .notifiers import Batch, build
 from .notifiers.dispatcher import Dispatcher
+from .posted_slos import api_rule_set, validate_posted
 from .query import SqlQuery
 from .rule_files import load_rules, merge
 from .rules import Group, Rule, RuleSet
 from .slo import slo_status
-from .slo_store import SloStore, api_rule_set, validate_posted
 from .state import StateStore
 
 log = logging.getLogger("otel_hms.alerting")
@@ -93,10 +96,10 @@ class Alerting:
         self.external_url = external_url
         self.resend_delay = resend_delay
         self.clock = clock
-        self.store = StateStore(con)
-        self.slo_store = SloStore(con)
+        self.state = StateStore(AlertState(con))
+        self.posted_slos = SloDefinitions(con)
         self.rules = self._load_at_start()
-        self.instances: dict[str, dict[str, Instance]] = self.store.load()
+        self.instances: dict[str, dict[str, Instance]] = self.state.load()
         self.rule_health: dict[str, RuleHealth] = {}
         self.group_health: dict[str, GroupHealth] = {}
         self._lock = threading.Lock()
@@ -136,7 +139,7 @@ class Alerting:
 
     def _load(self, slos: list[dict[str, Any]] | None = None) -> RuleSet:
         """Every rules file, plus the SLOs posted over HTTP (``slos`` overrides them)."""
-        posted = api_rule_set(self.slo_store.all() if slos is None else slos)
+        posted = api_rule_set(self.posted_slos.all() if slos is None else slos)
         return merge([load_rules(self.files), posted])
 
     def _load_at_start(self) -> RuleSet:
@@ -147,7 +150,7 @@ class Alerting:
             return self._load()
         except RuleFileError:
             rules = self._load([])  # a bad rules file raises here, stopping start-up
-        for definition in self.slo_store.all():
+        for definition in self.posted_slos.all():
             try:
                 rules = merge([rules, api_rule_set([definition])])
             except RuleFileError as exc:
@@ -159,9 +162,9 @@ class Alerting:
         """Add or replace an SLO posted over HTTP; raises ``RuleFileError`` if invalid."""
         with self._lock:
             name = validate_posted(definition)
-            others = [d for d in self.slo_store.all() if d.get("name") != name]
+            others = [d for d in self.posted_slos.all() if d.get("name") != name]
             rules = self._load([*others, definition])
-            self.slo_store.put(name, definition)
+            self.posted_slos.put(name, definition)
             self._stop_runners(30.0)
             self._apply(rules)
             return name
@@ -169,8 +172,8 @@ class Alerting:
     def delete_slo(self, name: str) -> bool:
         """Remove an SLO posted over HTTP; False if there is none by that name."""
         with self._lock:
-            remaining = [d for d in self.slo_store.all() if d.get("name") != name]
-            if not self.slo_store.delete(name):
+            remaining = [d for d in self.posted_slos.all() if d.get("name") != name]
+            if not self.posted_slos.delete(name):
                 return False
             rules = self._load(remaining)
             self._stop_runners(30.0)
@@ -181,7 +184,7 @@ class Alerting:
         """Start evaluating ``rules``; state of rules no longer loaded is dropped."""
         self.rules = rules
         keys = {r.key for r in rules.rules()} | {f"{g.name}/{BUILTIN}" for g in rules.groups}
-        self.store.forget_except(keys)
+        self.state.forget_except(keys)
         self.instances = {k: v for k, v in self.instances.items() if k in keys}
         self.dispatcher = self.dispatcher.replaced({
             name: (n.type, dict(n.options)) for name, n in rules.notifiers.items()}, build)
@@ -244,7 +247,7 @@ class Alerting:
         previous = self.instances.get(rule.key, {})
         result = step(rule, now, query, previous, self.resend_delay)
         if result.transitions or not _unchanged(previous, result.instances):
-            self.store.save(rule.group, rule.alert, result.instances.values(),
+            self.state.save(rule.group, rule.alert, result.instances.values(),
                             result.transitions)
         self.instances[rule.key] = result.instances
         if result.notices:

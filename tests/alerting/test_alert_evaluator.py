@@ -27,6 +27,7 @@ from otel_hms.alerting.evaluator import (
 )
 from otel_hms.alerting.rules import Rule
 from otel_hms.alerting.state import StateStore
+from otel_hms.storage.alert_state import AlertState
 
 INTERVAL = 15.0
 
@@ -240,12 +241,12 @@ def _roundtrip(tmp_path: Path, state: dict[str, Instance], steps: Sequence[Step]
     """Save through the real state tables, close the store, open it again, load."""
     db = str(tmp_path / "alerts.duckdb")
     con = duckdb.connect(db)
-    store = StateStore(con)
+    store = StateStore(AlertState(con))
     store.save(r.group, r.alert, state.values(), [t for s in steps for t in s.transitions])
     con.close()
     con = duckdb.connect(db)
     try:
-        loaded = StateStore(con).load()[r.key]
+        loaded = StateStore(AlertState(con)).load()[r.key]
         history = con.execute("SELECT count(*) FROM alert_history").fetchone()
         assert history is not None and history[0] == len([t for s in steps
                                                           for t in s.transitions])
@@ -338,7 +339,7 @@ def test_state_round_trips_odd_labels_and_values(labels: dict[str, str],
                                                  value: float | None) -> None:
     con = duckdb.connect()
     try:
-        store = StateStore(con)
+        store = StateStore(AlertState(con))
         inst = Instance(fingerprint(labels), labels, {"summary": "ü\u0000x"}, FIRING, value,
                         active_at=1.5, fired_at=2.25, last_sent_at=2.25)
         store.save("g", "A", [inst], [])

@@ -1,5 +1,5 @@
-"""SLOs defined over HTTP (``POST /api/v1/slos``), kept in the store's ``slo_definitions``
-table so they survive restarts; rules files define the others."""
+"""SLOs posted over HTTP (``POST /api/v1/slos``), kept in ``slo_definitions`` so they survive
+restarts; each is its JSON definition under its name."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ from typing import Any
 
 import duckdb
 
-from .errors import RuleFileError
-from .rules import RuleSet
-from .slo import parse_slos
 
-SOURCE = "POST /api/v1/slos"
-
-
-class SloStore:
+class SloDefinitions:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         self._lock = threading.Lock()
@@ -53,20 +47,3 @@ class SloStore:
             finally:
                 cur.close()
         return bool(found)
-
-
-def api_rule_set(definitions: list[dict[str, Any]]) -> RuleSet:
-    """The rule set of SLOs posted over HTTP.  No ``${ENV}`` expansion: the text comes from
-    a client, and must not read the server's environment."""
-    if not definitions:
-        return RuleSet()
-    slos, groups = parse_slos(definitions, SOURCE)
-    return RuleSet(tuple(groups), {}, (), tuple(slos), ())
-
-
-def validate_posted(definition: Any) -> str:
-    """The posted SLO's name, or ``RuleFileError`` saying what is wrong with it."""
-    if not isinstance(definition, dict):
-        raise RuleFileError(f"{SOURCE}: the body must be one SLO as a JSON object")
-    parse_slos([definition], SOURCE)
-    return str(definition["name"])
