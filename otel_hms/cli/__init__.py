@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     for s in SETTINGS:
         serve.add_argument(s.flag, dest=s.name, default=None, metavar=s.name.upper(),
                            action="append" if s.multiple else "store",
-                           help=f"{s.help} (default {s.default or 'none'}; env {s.env})")
+                           help=f"{s.help} (default {s.default or 'none'}; env {s.env})"
+                           .replace("%", "%%"))  # argparse formats help with %
     demo_cli.add_serve_flag(serve)
 
     sql = sub.add_parser("sql", help="run a read-only SQL query on a running server")

@@ -24,6 +24,12 @@ def otel_hms(*args: str, env: dict[str, str] | None = None,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def test_serve_help_lists_every_setting() -> None:
+    result = otel_hms("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "unset: DuckDB's default, 80% of RAM" in " ".join(result.stdout.split())
+
+
 def send_gauge(server: ServerProcess) -> None:
     channel = grpc.insecure_channel(server.grpc)
     stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)  # type: ignore[no-untyped-call]
