@@ -7,8 +7,9 @@ lookup, answers, shaping), ``counters`` and ``rollup_quantiles`` (shorter roads 
 helpers' exact answers), ``series_labels`` (labels that tell series apart) and ``read_only``
 (the read-only, time-limited gate user SQL and rule SQL go through).
 
-It imports storage (and common) only; alerting and the HTTP API ask it.  A PromQL engine
-would live here, beside ``spec``.
+``promql`` is the PromQL engine (parser front, evaluation over the same store, the
+Prometheus API's answers).  It imports storage (and common) only; alerting and the HTTP API
+ask it.
 """
 
 from __future__ import annotations
