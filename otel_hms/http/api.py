@@ -21,6 +21,7 @@ from otel_hms.http.openapi import openapi_document
 from otel_hms.http.prometheus import prometheus_mount
 from otel_hms.http.query import routes_handlers
 from otel_hms.http.sql import SqlStats, sql_endpoint
+from otel_hms.query.promql.store import PromStore
 from otel_hms.query.service import QueryService
 from otel_hms.settings import Settings
 from otel_hms.storage.disk_failure import StoreUnavailable, disk_failure
@@ -79,7 +80,7 @@ def api_app(service: QueryService, settings: Settings,
             unauthorized), methods=["POST"]),
         Route("/api/v1/openapi.json", openapi),
         *(Route(path, handler) for path, handler in handlers.items()),
-        prometheus_mount(authorized, unauthorized),
+        prometheus_mount(PromStore(service.con, service.timeout), authorized, unauthorized),
         *(extra_routes or []),
     ], exception_handlers={StoreUnavailable: _store_unavailable,
                            duckdb.FatalException: _store_unavailable})

@@ -171,7 +171,21 @@ _PROM_RANGE = {"summary": "PromQL range query (Prometheus 2.42's API); a matrix"
                                      True),
                               _param("timeout", "duration")],
                "responses": _PROM_ANSWER}
+_MATCH = _param("match[]", "series selector, repeated (required for series)", False, "up")
+_PROM_META = {"parameters": [_MATCH, _param("start", "seconds or RFC 3339"),
+                             _param("end", "seconds or RFC 3339"),
+                             _param("limit", "at most this many entries")],
+              "responses": _PROM_ANSWER}
 _PROMETHEUS = {
+    "/prometheus/api/v1/series": {
+        "get": {"summary": "the label sets of the series match[] selects (gauges and sums "
+                           "so far)", **_PROM_META},
+        "post": {"summary": "as GET, form-encoded", **_PROM_META}},
+    "/prometheus/api/v1/labels": {
+        "get": {"summary": "label names, sorted", **_PROM_META},
+        "post": {"summary": "as GET, form-encoded", **_PROM_META}},
+    "/prometheus/api/v1/label/{name}/values": {"get": {
+        "summary": "a label's values, sorted (__name__: the metric names)", **_PROM_META}},
     "/prometheus/api/v1/query": {"get": _PROM_QUERY, "post": _PROM_QUERY},
     "/prometheus/api/v1/query_range": {"get": _PROM_RANGE, "post": _PROM_RANGE},
     "/prometheus/api/v1/status/buildinfo": {"get": {

@@ -8,14 +8,16 @@ and times formatted by ``format``.  ``otel_hms.http.prometheus`` serves them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import format as fmt
 from . import nodes
 from .evaluate import EvaluationError, Sample, Value, check_supported, evaluate
-from .params import ParamError, parse_duration, parse_time
-from .parse import ParseError, parse
+from .params import MAX_TIME_MS, MIN_TIME_MS, ParamError, parse_duration, parse_time
+from .parse import ParseError, parse, parse_selector
+from .store import PromSeries, PromStore
 
 STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503,
           "internal": 500, "unavailable": 503, "not_found": 404}
@@ -170,6 +172,102 @@ def _matrix_json(values: list[tuple[int, Value]]) -> str:
     return '{"resultType":"matrix","result":[' + ",".join(parts) + "]}"
 
 
+# ---- series, labels, label values ----------------------------------------------------
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+NON_EMPTY = "match[] must contain at least one non-empty matcher"
+
+
+def _time_or(form: Mapping[str, str], name: str, default: int) -> int:
+    if not form.get(name, ""):
+        return default
+    try:
+        return parse_time(form[name])
+    except ParamError as exc:
+        raise _invalid(name, f"Invalid time value for '{name}': {exc}") from None
+
+
+def _selectors(matches: Sequence[str], store: PromStore,
+               param_prefix: bool) -> list[tuple[nodes.Matcher, ...]]:
+    sets = []
+    for text in matches:
+        try:
+            selector = parse_selector(text)
+        except ParseError as exc:
+            raise (_invalid("match[]", str(exc)) if param_prefix
+                   else ApiError("bad_data", str(exc))) from None
+        if all(store.matches_empty(m) for m in selector.matchers):
+            raise (_invalid("match[]", NON_EMPTY) if param_prefix
+                   else ApiError("bad_data", NON_EMPTY))
+        sets.append(selector.matchers)
+    return sets
+
+
+def _matching(store: PromStore, sets: list[tuple[nodes.Matcher, ...]], start: int,
+              end: int) -> list[PromSeries]:
+    if sets:
+        found: dict[int, PromSeries] = {}
+        for matchers in sets:
+            found.update((s.series_id, s) for s in store.select(matchers))
+        series = list(found.values())
+    else:
+        series = store.all_series()
+    if (start, end) != (MIN_TIME_MS, MAX_TIME_MS):
+        series = store.in_range(series, start, end)
+    return series
+
+
+def _limit(form: Mapping[str, str]) -> int | None:
+    """Newer Prometheus' ``limit`` (Grafana sends 40000): applied when a positive integer,
+    ignored otherwise, as 2.42 ignores the parameter."""
+    text = form.get("limit", "")
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _string_list(values: list[str], limit: int | None) -> str:
+    return "[" + ",".join(fmt.json_string(v) for v in values[:limit]) + "]"
+
+
+def series(form: Mapping[str, str], matches: Sequence[str], store: PromStore) -> Answer:
+    """``/api/v1/series``: ``match[]`` (required, repeated), ``start``, ``end``."""
+    def compute() -> str:
+        if not matches:
+            raise ApiError("bad_data", "no match[] parameter provided")
+        start = _time_or(form, "start", MIN_TIME_MS)
+        end = _time_or(form, "end", MAX_TIME_MS)
+        sets = _selectors(matches, store, param_prefix=True)
+        found = sorted({s.labels for s in _matching(store, sets, start, end)})
+        return "[" + ",".join(fmt.json_labels(labels) for labels in found[:_limit(form)]) + "]"
+    return _answer(compute)
+
+
+def labels(form: Mapping[str, str], matches: Sequence[str], store: PromStore) -> Answer:
+    """``/api/v1/labels``: every label name (of the series ``match[]`` selects)."""
+    def compute() -> str:
+        start = _time_or(form, "start", MIN_TIME_MS)
+        end = _time_or(form, "end", MAX_TIME_MS)
+        sets = _selectors(matches, store, param_prefix=False)
+        names = {name for s in _matching(store, sets, start, end) for name, _ in s.labels}
+        return _string_list(sorted(names), _limit(form))
+    return _answer(compute)
+
+
+def label_values(name: str, form: Mapping[str, str], matches: Sequence[str],
+                 store: PromStore) -> Answer:
+    """``/api/v1/label/<name>/values``: the label's values (of the series ``match[]``
+    selects)."""
+    def compute() -> str:
+        if not _LABEL_NAME.fullmatch(name):
+            raise ApiError("bad_data", f"invalid label name: {fmt.json_string(name)}")
+        start = _time_or(form, "start", MIN_TIME_MS)
+        end = _time_or(form, "end", MAX_TIME_MS)
+        sets = _selectors(matches, store, param_prefix=False)
+        values = {v for s in _matching(store, sets, start, end) for k, v in s.labels
+                  if k == name}
+        return _string_list(sorted(values), _limit(form))
+    return _answer(compute)
+
+
 def buildinfo(revision: str) -> Answer:
     """``/api/v1/status/buildinfo``: version 2.42.0 (the dialect we speak) and no
     ``features`` key, from which Grafana concludes "Prometheus" (with one it assumes Mimir)."""
@@ -180,4 +278,4 @@ def buildinfo(revision: str) -> Answer:
 
 
 __all__ = ["Answer", "ApiError", "MAX_POINTS", "buildinfo", "failure", "instant_query",
-           "range_query", "success"]
+           "label_values", "labels", "range_query", "series", "success"]

@@ -29,7 +29,7 @@ import promql_parser as pp
 
 from . import nodes
 from .lexer import LexError, Token, tokenize
-from .syntax import FUNCTIONS_2_42, first_problem
+from .syntax import FUNCTIONS_2_42, first_problem, selector_problem
 
 MAX_QUERY_BYTES = 64 * 1024
 MAX_NESTING = 256
@@ -594,5 +594,41 @@ def parse(text: str) -> nodes.Expr:
         raise ParseError(f"unsupported query: {exc}", 0, text) from None
 
 
+def _string_value(token: Token) -> str:
+    if token.text.startswith("`"):
+        return token.text[1:-1]
+    value = pp.parse(token.text)  # the parser decodes Go's escapes; the lexer checked them
+    assert isinstance(value, pp.StringLiteral)
+    return str(value.val)
+
+
+def parse_selector(text: str) -> nodes.VectorSelector:
+    """A lone series selector, as the ``match[]`` of the metadata endpoints takes it
+    (Prometheus' ``ParseMetricSelector``: no operators, ranges or modifiers; a selector that
+    matches the empty string is not refused here: the endpoints word that themselves)."""
+    guard(text)
+    try:
+        tokens = tokenize(text)
+    except LexError as exc:
+        earlier = selector_problem(exc.tokens)
+        if earlier is not None and earlier.pos < exc.pos:
+            raise ParseError(earlier.message, earlier.pos, text) from None
+        raise ParseError(exc.message, exc.pos, text) from None
+    problem = selector_problem(tokens)
+    if problem is not None:
+        raise ParseError(problem.message, problem.pos, text)
+    name = tokens[0].text if tokens[0].kind == "ident" else None
+    matchers = [nodes.Matcher("__name__", "=", name)] if name is not None else []
+    k = 0
+    while k < len(tokens):
+        if tokens[k].kind == "op" and tokens[k].text in ("=", "!=", "=~", "!~") and k > 0:
+            label, op, value = tokens[k - 1].text, tokens[k].text, _string_value(tokens[k + 1])
+            if op in ("=~", "!~") and (problem_text := regex_error(value)) is not None:
+                raise ParseError(problem_text, tokens[k - 1].pos, text)
+            matchers.append(nodes.Matcher(label, op, value))  # type: ignore[arg-type]
+        k += 1
+    return nodes.VectorSelector(name, tuple(matchers))
+
+
 __all__ = ["FUNCTIONS_2_42", "MAX_NESTING", "MAX_OPERATORS", "MAX_QUERY_BYTES", "ParseError",
-           "QueryTooComplex", "guard", "parse", "regex_error"]
+           "QueryTooComplex", "guard", "parse", "parse_selector", "regex_error"]

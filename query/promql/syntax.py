@@ -227,6 +227,26 @@ class _Checker:
         raise self.fail(" in @, expected timestamp")
 
 
+def selector_problem(tokens: list[Token]) -> SyntaxProblem | None:
+    """The first token a lone series selector (``match[]``: ``name{matchers}``) does not
+    allow."""
+    checker = _Checker(tokens)
+    try:
+        if checker.tok.kind == "ident" and checker.word() not in _VALUES:
+            checker.i += 1
+            if checker.tok.kind == "{":
+                checker.matchers()
+        elif checker.tok.kind == "{":
+            checker.matchers()
+        else:
+            raise checker.fail()
+        if checker.tok.kind != "eof":
+            raise checker.fail()
+    except SyntaxProblem as problem:
+        return problem
+    return None
+
+
 def first_problem(tokens: list[Token]) -> tuple[SyntaxProblem | None, list[tuple[float, int]]]:
     """The first token the grammar does not allow (None when the shape is fine), and the
     numeric ``@`` timestamps in text order with the index of their ``@`` token."""

@@ -1,0 +1,107 @@
+"""``/prometheus/api/v1/series``, ``/labels`` and ``/label/<name>/values`` of a real
+``otel-hms serve`` over OTLP data, under the names Prometheus' OTLP translator gives it; the
+refusals byte for byte as a real Prometheus 2.42's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import ServerProcess, StartServer
+from metric_builders import (
+    T0_S,
+    gauge_metric,
+    histogram_metric,
+    histogram_point,
+    number_point,
+    sum_metric,
+)
+from metric_builders import request as otlp_request
+from prometheus_server import PrometheusProcess, request
+
+
+def _load(server: ServerProcess) -> None:
+    usage = gauge_metric("system.memory.usage", [
+        number_point({"state": "used"}, 0, 10.0), number_point({"state": "free"}, 0, 5.0)])
+    usage.unit = "By"
+    served = sum_metric("http.server.requests", [
+        number_point({"http.route": "/apply"}, 60, 3, start=-60),
+        number_point({"http.route": "/pay"}, 60, 1, start=-60)])
+    served.unit = "{request}"
+    score = gauge_metric("satisfaction_score", [number_point({}, 120, 0.9)])
+    score.unit = "1"
+    latency = histogram_metric("latency", [histogram_point({}, 0, [1.0], [1, 0])])
+    server.export(otlp_request(usage, served, score, latency, service="permits",
+                               resource={"service.namespace": "gov",
+                                         "service.instance.id": "i-1"}))
+    later = gauge_metric("system.memory.usage", [number_point({"state": "used"}, 3600, 7.0)])
+    later.unit = "By"
+    server.export(otlp_request(later, service="other"))
+
+
+def _data(server: ServerProcess, path: str, form: dict[str, str] | None = None,
+          method: str = "GET") -> object:
+    status, body = request(f"{server.api_url}/prometheus/api/v1/{path}", form, method)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["status"] == "success"
+    return answer["data"]
+
+
+def test_series_labels_and_values_under_prometheus_names(start_server: StartServer) -> None:
+    server = start_server()
+    _load(server)
+    job = {"job": "gov/permits", "instance": "i-1"}
+    assert _data(server, "series", {"match[]": "system_memory_usage_bytes"}) == [
+        {"__name__": "system_memory_usage_bytes", **job, "state": "free"},
+        {"__name__": "system_memory_usage_bytes", **job, "state": "used"},
+        {"__name__": "system_memory_usage_bytes", "job": "other", "state": "used"},
+    ]
+    assert _data(server, "series", {"match[]": '{job=~"gov/.*", state!~"free|"}'},
+                 "POST") == [
+        {"__name__": "system_memory_usage_bytes", **job, "state": "used"}]
+    assert _data(server, "series", {"match[]": '{__name__=~"http_.*"}'}) == [
+        {"__name__": "http_server_requests_total", "http_route": "/apply", **job},
+        {"__name__": "http_server_requests_total", "http_route": "/pay", **job}]
+    # histograms are not Prometheus series yet: not listed rather than listed wrongly
+    assert _data(server, "label/__name__/values") == [
+        "http_server_requests_total", "satisfaction_score_ratio", "system_memory_usage_bytes"]
+    assert _data(server, "labels") == ["__name__", "http_route", "instance", "job", "state"]
+    assert _data(server, "labels", {"match[]": "satisfaction_score_ratio"}, "POST") == [
+        "__name__", "instance", "job"]
+    assert _data(server, "label/job/values") == ["gov/permits", "other"]
+    assert _data(server, "label/state/values", {"match[]": '{job="other"}'}) == ["used"]
+    assert _data(server, "label/nosuch/values") == []
+    # start/end: the "other" service sent its only point an hour after T0
+    late = {"start": str(T0_S + 1800), "end": str(T0_S + 7200)}
+    assert _data(server, "label/job/values", late) == ["other"]
+    assert _data(server, "label/job/values", {"start": str(T0_S), "end": str(T0_S + 30)}) == [
+        "gov/permits"]
+    assert _data(server, "series", {"match[]": "up", **late}) == []
+    assert _data(server, "label/job/values", {"limit": "1"}) == ["gov/permits"]
+
+
+def test_refusals_as_prometheus(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server()
+    prometheus = PrometheusProcess(tmp_path)
+    try:
+        for path, form, method in [
+            ("series", {}, "GET"), ("series", {"match[]": '{job=""}'}, "GET"),
+            ("series", {"match[]": "rate(x[5m])"}, "POST"),
+            ("series", {"match[]": "x[5m]"}, "GET"), ("series", {"match[]": "1"}, "GET"),
+            ("series", {"match[]": "foo{"}, "GET"),
+            ("series", {"match[]": "up", "start": "x"}, "GET"),
+            ("series", {"match[]": "up", "end": "x"}, "POST"),
+            ("series", {"match[]": 'up{a=~"("}'}, "GET"),
+            ("labels", {"match[]": "foo{"}, "GET"), ("labels", {"start": "x"}, "POST"),
+            ("labels", {"match[]": '{job=~".*"}'}, "GET"),
+            ("label/a.b/values", {}, "GET"),
+            ("label/job/values", {"match[]": '{job=""}'}, "GET"),
+            ("label/job/values", {"end": "nope"}, "GET"),
+            ("series", {"match[]": "up", "start": "2", "end": "1"}, "GET"),
+        ]:
+            ours = request(f"{server.api_url}/prometheus/api/v1/{path}", form, method)
+            assert ours == request(f"{prometheus.url}/api/v1/{path}", form, method), (
+                path, form)
+    finally:
+        prometheus.stop()
