@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import duckdb
 
 from otel_hms.query.read_only import QueryError, run_query
+from otel_hms.storage.connection import Cursors
 
 from .evaluator import QueryFailed, Sample
 from .rules import Rule
@@ -153,7 +154,7 @@ def samples_from(columns: Sequence[str], types: Sequence[str],
 class SqlQuery:
     """The query function the evaluator calls for rules backed by SQL on ``con``."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, timeout: float, row_limit: int,
+    def __init__(self, con: Cursors, timeout: float, row_limit: int,
                  replaying: bool = False) -> None:
         self.con, self.timeout, self.row_limit = con, timeout, row_limit
         self.replaying = replaying

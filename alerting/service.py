@@ -17,9 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import duckdb
-
 from otel_hms.storage.alert_state import AlertState
+from otel_hms.storage.connection import Cursors
 from otel_hms.storage.slo_definitions import SloDefinitions
 
 from .errors import RuleFileError
@@ -85,7 +84,7 @@ def _unchanged(a: dict[str, Instance], b: dict[str, Instance]) -> bool:
 class Alerting:
     """Rules, their state and their notifiers, for the life of the server."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, files: Sequence[str], timeout: float,
+    def __init__(self, con: Cursors, files: Sequence[str], timeout: float,
                  row_limit: int, external_url: str,
                  resend_delay: float = DEFAULT_RESEND_DELAY,
                  clock: Callable[[], float] = time.time) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from otel_hms.common.durations import format_duration
+from otel_hms.storage.connection import Cursors
 
 from .errors import RuleFileError
 from .fields import Fields, located
@@ -210,7 +211,7 @@ def parse_slos(raw: Any, source: str) -> tuple[list[Slo], list[Group]]:
     return found
 
 
-def slo_status(slo: Slo, con: duckdb.DuckDBPyConnection, timeout: float,
+def slo_status(slo: Slo, con: Cursors, timeout: float,
                now: float) -> dict[str, Any]:
     """Good, total, SLI and the share of the error budget left over the SLO's period."""
     from otel_hms.query.read_only import QueryError, run_query

@@ -106,8 +106,9 @@ class Server:
         load_rules(s.rules)  # a bad rules file stops start-up before the store is opened
         load_dashboards(s.dashboards)  # and so does a bad dashboard
         self.store = StoreConnection(lambda: _open_store(s.db, s.memory_limit))
-        # Every part holds the store as a DuckDB connection; it is one that can be reopened
-        # under them after DuckDB invalidates the database (storage.connection).
+        # Readers (queries, alerting, cardinality) take cursors of the store; its writers hold
+        # it as a DuckDB connection, one that can be reopened under them after DuckDB
+        # invalidates the database (storage.connection).
         self.con = cast(duckdb.DuckDBPyConnection, self.store)
         raw_retention = duration_setting("retention_raw", s.retention_raw)
         old_points = (OldPointCheck(raw_retention, str(s.retention_raw).strip())
@@ -118,7 +119,7 @@ class Server:
         self.writer = Writer(self.con, None, s.max_pending_points, old_points, recovery,
                              limits=limits, series_cache_size=s.series_cache_size)
         api_url = f"{'https' if s.tls_cert else 'http'}://{s.api}"
-        alerting = Alerting(self.con, s.rules, s.sql_timeout_seconds, s.sql_row_limit,
+        alerting = Alerting(self.store, s.rules, s.sql_timeout_seconds, s.sql_row_limit,
                             api_url)
         decoder = Decoder(s.max_attributes_per_point, known=self.writer.known,
                           series_cache_size=s.series_cache_size)
@@ -143,14 +144,14 @@ class Server:
             interval=s.rollup_interval_seconds, on_error=self.writer.store_failed,
             horizon=self.writer.horizon)
         self.maintenance.start()
-        self.queries = QueryService(self.con, s.sql_timeout_seconds,
+        self.queries = QueryService(self.store, s.sql_timeout_seconds,
                                     self.maintenance.known_watermarks, raw_retention,
                                     AnswerLimits(s.query_max_series, s.query_max_points))
         self.api = _uvicorn(api_app(self.queries, s, self.status, self.unavailable,
                                     lambda: self.writer.stats.commits,
                                     alerting_routes(lambda: self.alerting, s.auth_token)
                                     + dashboard_routes(s.dashboards, s.auth_token)
-                                    + [cardinality_route(self.con, s.sql_timeout_seconds,
+                                    + [cardinality_route(self.store, s.sql_timeout_seconds,
                                                          self.writer.limits.usage,
                                                          s.auth_token)]),
                             s, tls is not None)

@@ -29,6 +29,8 @@ from typing import Any, NoReturn
 
 import duckdb
 
+from otel_hms.storage.connection import Cursors
+
 from .deadline import Deadline, QueryCancelled, QueryError, TooLarge, time_limited
 from .sql_guard import RefusedSql, check_statement
 
@@ -103,15 +105,15 @@ def _dumps(value: Any) -> bytes:
                       separators=(",", ":")).encode("utf-8")
 
 
-def read_only_cursor(con: duckdb.DuckDBPyConnection) -> _ReadOnly:
+def read_only_cursor(con: Cursors) -> _ReadOnly:
     """A cursor of its own inside a read-only transaction, in which DuckDB refuses every
     write; closed (and so rolled back) on the way out."""
     return _ReadOnly(con)
 
 
 class _ReadOnly:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.cursor = con.cursor()
+    def __init__(self, con: Cursors) -> None:
+        self.cursor: duckdb.DuckDBPyConnection = con.cursor()
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         try:
@@ -170,7 +172,7 @@ def _statement_text(sql: str) -> str:
     return sql[:end]
 
 
-def _collect(con: duckdb.DuckDBPyConnection, sql: str, limit: float | Deadline,
+def _collect(con: Cursors, sql: str, limit: float | Deadline,
              limits: SqlLimits, keep_rows: bool) -> _Answer:
     deadline = limit if isinstance(limit, Deadline) else Deadline(limit)
     with read_only_cursor(con) as cursor, deadline.watching(cursor):
@@ -208,20 +210,20 @@ def _raise_guard(exc: duckdb.InvalidInputException, limits: SqlLimits) -> NoRetu
     raise exc
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str, timeout: float | Deadline,
+def run_query(con: Cursors, sql: str, timeout: float | Deadline,
               row_limit: int, max_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> QueryResult:
     """Run user SQL ``sql`` read-only on a cursor of its own, within the limits."""
     answer = _collect(con, sql, timeout, SqlLimits(row_limit, max_bytes), keep_rows=True)
     return QueryResult(answer.columns, answer.types, answer.rows, answer.truncated)
 
 
-def answer_json(con: duckdb.DuckDBPyConnection, sql: str, deadline: Deadline,
+def answer_json(con: Cursors, sql: str, deadline: Deadline,
                 limits: SqlLimits) -> bytes:
     """The SQL endpoint's answer, ``{columns, types, rows, truncated}``, as JSON bytes."""
     return _collect(con, sql, deadline, limits, keep_rows=False).json()
 
 
-def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any],
+def fetch_all(con: Cursors, sql: str, params: list[Any] | dict[str, Any],
               timeout: float, max_rows: int | None = None
               ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run trusted SQL (the API's own) with bound parameters under the time limit; with

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from otel_hms.common.times import micros
+from otel_hms.storage.connection import Cursors
 
 from .read_only import time_limited
 from .spec import QuerySpec
@@ -50,7 +51,7 @@ _RANGE_ARGS = "?, ?::INTERVAL, until := ?::TIMESTAMPTZ, source := ?::VARCHAR"
 class RollupQuantiles:
     """Answers quantile queries served by a roll-up; one per query service."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, timeout: float) -> None:
+    def __init__(self, con: Cursors, timeout: float) -> None:
         self.con = con
         self.timeout = timeout
         self.widths: dict[str, int] = {}

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
+from otel_hms.storage.connection import Cursors
 from otel_hms.storage.schema import POINT_TABLES
 
 from . import counters
@@ -63,7 +62,7 @@ class AnswerLimits:
 class QueryService:
     """The query side of the API: metric lookup, query execution, result shaping."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, timeout: float,
+    def __init__(self, con: Cursors, timeout: float,
                  watermarks: Callable[[], dict[str, dt.datetime | None]] | None = None,
                  raw_retention: dt.timedelta | None = None,
                  limits: AnswerLimits | None = None) -> None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import duckdb
+from .connection import Cursors
 
 TABLES = {
     "alerts": """
@@ -46,7 +46,7 @@ TIME_COLUMNS = ("active_at", "fired_at", "resolved_at", "keep_firing_since", "la
                 "last_evaluated_at")
 
 
-def install(con: duckdb.DuckDBPyConnection) -> None:
+def install(con: Cursors) -> None:
     """Create the alert tables if missing (safe on every start)."""
     cur = con.cursor()
     try:
@@ -60,7 +60,7 @@ class AlertState:
     """The alert tables: load every instance, replace a rule's, drop those of old rules;
     thread-safe, each call on a cursor of its own."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Cursors) -> None:
         self.con = con
         self._lock = threading.Lock()
         install(con)

@@ -7,11 +7,11 @@ import json
 import threading
 from typing import Any
 
-import duckdb
+from .connection import Cursors
 
 
 class SloDefinitions:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Cursors) -> None:
         self.con = con
         self._lock = threading.Lock()
         cur = con.cursor()

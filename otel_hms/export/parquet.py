@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from otel_hms.common.times import EPOCH
 from otel_hms.export.files import locked, prepare_root, read_kept, remove_created, replace_file
 from otel_hms.export.spec import KINDS, ExportSpec
+from otel_hms.storage.connection import Cursors
 from otel_hms.storage.nested_columns import WITHOUT_NESTED_FIELDS
 
 HOUR = dt.timedelta(hours=1)
@@ -64,7 +65,7 @@ class ExportResult:
                 "files": [vars(f) for f in self.files]}
 
 
-def run_export(con: duckdb.DuckDBPyConnection, spec: ExportSpec) -> ExportResult:
+def run_export(con: Cursors, spec: ExportSpec) -> ExportResult:
     """Write every hour file ``spec`` touches; reads run on a cursor of their own."""
     created = prepare_root(spec.to)
     files: list[ExportedFile] = []

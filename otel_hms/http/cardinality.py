@@ -18,7 +18,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import duckdb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,6 +25,7 @@ from starlette.routing import Route
 from otel_hms.common.auth import UNAUTHORIZED
 from otel_hms.http.alerting import bearer_check
 from otel_hms.query.read_only import QueryError, fetch_all
+from otel_hms.storage.connection import Cursors
 
 TOP_DEFAULT = 10
 TOP_MAX = 1000
@@ -66,7 +66,7 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def cardinality(con: duckdb.DuckDBPyConnection, timeout: float, usage: dict[str, Any],
+def cardinality(con: Cursors, timeout: float, usage: dict[str, Any],
                 top: int = TOP_DEFAULT, metric: str | None = None) -> dict[str, Any]:
     """The answer of ``/api/v1/status/cardinality``; ``usage`` is ``SeriesLimits.usage``
     with the metrics by refused points."""
@@ -115,7 +115,7 @@ def _top(raw: str | None) -> int:
     return value
 
 
-def cardinality_route(con: duckdb.DuckDBPyConnection, timeout: float,
+def cardinality_route(con: Cursors, timeout: float,
                       usage: Callable[[int], dict[str, Any]], token: str | None) -> Route:
     """The route for ``api_app``'s ``extra_routes``; ``usage(top)`` is the writer's
     ``SeriesLimits.usage``."""

@@ -15,12 +15,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import duckdb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from otel_hms.export.parquet import run_export
 from otel_hms.export.spec import ExportBusy, ExportError, ExportSpec, make_spec
+from otel_hms.storage.connection import Cursors
 
 BODY_HELP = ('body must be JSON: {"to": "/absolute/dir", "since": "24h", "until": "now", '
              '"kinds": ["gauge"], "metrics": ["name"]}')
@@ -60,7 +60,7 @@ def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def export_endpoint(con: duckdb.DuckDBPyConnection, root: str,
+def export_endpoint(con: Cursors, root: str,
                     authorized: Callable[[Request], bool],
                     unauthorized: Callable[[], Response]) -> Callable[[Request], Any]:
     """The Starlette handler: 200 with the files written, 400 bad input, 409 busy."""

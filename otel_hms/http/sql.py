@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import duckdb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from otel_hms.query.deadline import Deadline, QueryCancelled, QueryError, QueryTimedOut, TooLarge
 from otel_hms.query.read_only import SqlLimits, answer_json
 from otel_hms.settings import Settings
+from otel_hms.storage.connection import Cursors
 
 log = logging.getLogger("otel_hms.sql")
 BODY_HELP = 'body must be JSON: {"sql": "SELECT ..."}'
@@ -48,7 +48,7 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def sql_endpoint(con: duckdb.DuckDBPyConnection, settings: Settings,
+def sql_endpoint(con: Cursors, settings: Settings,
                  authorized: Callable[[Request], bool], unauthorized: Callable[[], Response],
                  stats: SqlStats) -> Callable[[Request], Any]:
     limits = SqlLimits(settings.sql_row_limit, settings.sql_max_answer_bytes)
