@@ -21,17 +21,33 @@ def prometheus_binary() -> str:
     return found
 
 
-class PrometheusProcess:
-    """``prometheus`` with an empty configuration (it scrapes nothing) and its own data dir."""
+def backfill(openmetrics: str, folder: Path) -> Path:
+    """A Prometheus data directory holding the samples of an OpenMetrics text (``promtool
+    tsdb create-blocks-from openmetrics``: timestamps in seconds, ``# EOF`` last)."""
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool is missing: apt-get install prometheus"
+    source = folder / "data.om"
+    source.write_text(openmetrics)
+    data = folder / "data"
+    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source),
+                           str(data)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return data
 
-    def __init__(self, folder: Path) -> None:
+
+class PrometheusProcess:
+    """``prometheus`` with an empty configuration (it scrapes nothing) and its own data dir
+    (``data``: one made by ``backfill``, kept ten years)."""
+
+    def __init__(self, folder: Path, data: Path | None = None) -> None:
         config = folder / "prometheus.yml"
         config.write_text("global: {}\n")
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(folder / "prometheus.log", "ab")
         self.proc = subprocess.Popen(
             [prometheus_binary(), f"--config.file={config}",
-             f"--storage.tsdb.path={folder / 'data'}",
+             f"--storage.tsdb.path={data or folder / 'data'}",
+             "--storage.tsdb.retention.time=10y",
              f"--web.listen-address={self.url.removeprefix('http://')}"],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._ready, 30, message="prometheus to be ready")

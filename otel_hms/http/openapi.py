@@ -157,8 +157,9 @@ _PROM_ANSWER = {
                            '"..."}, in Prometheus\' words'},
     "401": _UNAUTHORIZED,
     "422": {"description": "execution: includes what the engine cannot evaluate yet, named"}}
-_PROM_QUERY = {"summary": "PromQL instant query (Prometheus 2.42's API; so far literals, "
-                          "arithmetic, vector(), time(), pi())",
+_PROM_QUERY = {"summary": "PromQL instant query (Prometheus 2.42's API; so far selectors of "
+                          "gauges and sums, rate/increase/delta/irate/idelta, operators, "
+                          "literals, vector(), time(), pi())",
                "parameters": [_param("query", "PromQL", True, "1+1"),
                               _param("time", "seconds or RFC 3339; default now"),
                               _param("timeout", "duration")],

@@ -76,10 +76,10 @@ def prometheus_mount(store: PromStore, authorized: Callable[[Request], bool],
 
     routes: list[BaseRoute] = [
         Route("/api/v1/query", endpoint(
-            lambda form, _: api.instant_query(form.values, time.time_ns() // 1_000_000)),
+            lambda form, _: api.instant_query(form.values, time.time_ns() // 1_000_000, store)),
             methods=["GET", "POST"]),
-        Route("/api/v1/query_range", endpoint(lambda form, _: api.range_query(form.values)),
-              methods=["GET", "POST"]),
+        Route("/api/v1/query_range", endpoint(
+            lambda form, _: api.range_query(form.values, store)), methods=["GET", "POST"]),
         Route("/api/v1/series", endpoint(
             lambda form, _: api.series(form.values, form.matches, store)),
             methods=["GET", "POST"]),

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from . import format as fmt
 from . import nodes
-from .evaluate import EvaluationError, Sample, Value, check_supported, evaluate
+from .evaluate import EvaluationError, Matrix, Sample, Value, check_supported, evaluate
 from .params import MAX_TIME_MS, MIN_TIME_MS, ParamError, parse_duration, parse_time
 from .parse import ParseError, parse, parse_selector
-from .store import PromSeries, PromStore
+from .selectors import Data, DeltaNotSupported, QueryTimes, prepare
+from .store import NotServedYet, PromSeries, PromStore
 
 STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503,
           "internal": 500, "unavailable": 503, "not_found": 404}
@@ -78,14 +79,25 @@ def _timeout(form: Mapping[str, str]) -> None:
             raise _invalid("timeout", str(exc)) from None
 
 
-def _evaluate(expr: nodes.Expr, ts: int) -> Value:
+def _evaluate(expr: nodes.Expr, ts: int, data: Data) -> Value:
     try:
-        return evaluate(expr, ts)
+        return evaluate(expr, ts, data)
     except EvaluationError as exc:
         raise ApiError("execution", str(exc)) from None
 
 
-def instant_query(form: Mapping[str, str], now_ms: int) -> Answer:
+def _prepare(expr: nodes.Expr, store: PromStore | None, start: int, end: int) -> Data:
+    try:
+        return prepare(expr, store, QueryTimes(start, end))
+    except DeltaNotSupported as exc:
+        raise ApiError("execution", f"not supported yet: delta temporality sums ({exc}); "
+                       "cumulative sums and gauges are") from None
+    except NotServedYet as exc:
+        raise ApiError("execution", f"not supported yet: {exc}; gauges and sums are") from None
+
+
+def instant_query(form: Mapping[str, str], now_ms: int, store: PromStore | None = None
+                  ) -> Answer:
     """``/api/v1/query``: ``query``, ``time`` (default now), ``timeout``."""
     def compute() -> str:
         ts = now_ms
@@ -97,7 +109,7 @@ def instant_query(form: Mapping[str, str], now_ms: int) -> Answer:
         _timeout(form)
         expr = _parse_query(form)
         _supported(expr)
-        value = _evaluate(expr, ts)
+        value = _evaluate(expr, ts, _prepare(expr, store, ts, ts))
         return _instant_json(value, ts)
     return _answer(compute)
 
@@ -116,13 +128,22 @@ def _instant_json(value: Value, ts: int) -> str:
     if isinstance(value, str):
         result = f"[{fmt.json_float(ts / 1000)},{fmt.json_string(value)}]"
         return '{"resultType":"string","result":' + result + "}"
+    if isinstance(value, Matrix):
+        return '{"resultType":"matrix","result":[' + ",".join(
+            _series_json(labels, points) for labels, points in value.series) + "]}"
     samples = ",".join(
         '{"metric":' + fmt.json_labels(s.labels) + ',"value":[' + fmt.sample_time(ts) + ","
         + fmt.json_string(fmt.sample_value(s.value)) + "]}" for s in value)
     return '{"resultType":"vector","result":[' + samples + "]}"
 
 
-def range_query(form: Mapping[str, str]) -> Answer:
+def _series_json(labels: tuple[tuple[str, str], ...], points: list[tuple[int, float]]) -> str:
+    values = ",".join(f"[{fmt.sample_time(ts)},{fmt.json_string(fmt.sample_value(v))}]"
+                      for ts, v in points)
+    return '{"metric":' + fmt.json_labels(labels) + ',"values":[' + values + "]}"
+
+
+def range_query(form: Mapping[str, str], store: PromStore | None = None) -> Answer:
     """``/api/v1/query_range``: ``query``, ``start``, ``end``, ``step``, ``timeout``."""
     def compute() -> str:
         start, end = _required_time(form, "start"), _required_time(form, "end")
@@ -146,7 +167,8 @@ def range_query(form: Mapping[str, str]) -> Answer:
         _supported(expr)
         step_ms = max(1, step_ns // 1_000_000)
         steps = range(start, end + 1, step_ms)
-        return _matrix_json([(ts, _evaluate(expr, ts)) for ts in steps])
+        data = _prepare(expr, store, start, end)
+        return _matrix_json([(ts, _evaluate(expr, ts, data)) for ts in steps])
     return _answer(compute)
 
 
@@ -164,11 +186,7 @@ def _matrix_json(values: list[tuple[int, Value]]) -> str:
         assert isinstance(samples, list)
         for sample in samples:
             series.setdefault(sample.labels, []).append((ts, sample.value))
-    parts = []
-    for labels in sorted(series):
-        points = ",".join(f"[{fmt.sample_time(ts)},{fmt.json_string(fmt.sample_value(v))}]"
-                          for ts, v in series[labels])
-        parts.append('{"metric":' + fmt.json_labels(labels) + ',"values":[' + points + "]}")
+    parts = [_series_json(labels, series[labels]) for labels in sorted(series)]
     return '{"resultType":"matrix","result":[' + ",".join(parts) + "]}"
 
 

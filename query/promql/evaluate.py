@@ -17,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import nodes
+from .range_functions import RANGE_FUNCTIONS
+from .selectors import Data, QueryTimes, instant, window
 
 Labels = tuple[tuple[str, str], ...]
-SUPPORTED = ("number and string literals, arithmetic, comparisons and set operators, "
-             "vector(), time() and pi()")
+SUPPORTED = ("number and string literals, selectors of gauges and cumulative sums (with "
+             "offset and @), arithmetic, comparisons and set operators, vector(), time(), "
+             "pi(), " + ", ".join(f"{name}()" for name in RANGE_FUNCTIONS))
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,14 @@ class Sample:
     value: float
 
 
-Value = float | str | list[Sample]
+@dataclass(frozen=True)
+class Matrix:
+    """A range vector: per series, its samples in the step's window."""
+
+    series: list[tuple[Labels, list[tuple[int, float]]]]
+
+
+Value = float | str | list[Sample] | Matrix
 
 
 class EvaluationError(Exception):
@@ -218,45 +228,74 @@ def _describe(expr: nodes.Expr) -> str:
     return _DESCRIPTIONS.get(type(expr), type(expr).__name__)
 
 
-def check_supported(expr: nodes.Expr) -> None:
-    """Raise ``NotSupportedYet`` for the first node the evaluator cannot do yet."""
-    if isinstance(expr, nodes.NumberLiteral | nodes.StringLiteral):
+def check_supported(expr: nodes.Expr, top: bool = True) -> None:
+    """Raise ``NotSupportedYet`` for the first node the evaluator cannot do yet (a range
+    selector only at the top or as the argument of a range function)."""
+    if isinstance(expr, nodes.NumberLiteral | nodes.StringLiteral | nodes.VectorSelector):
+        return
+    if isinstance(expr, nodes.MatrixSelector) and top:
         return
     if isinstance(expr, nodes.ParenExpr | nodes.UnaryExpr):
-        check_supported(expr.expr)
+        check_supported(expr.expr, top=False)
     elif isinstance(expr, nodes.BinaryExpr):
-        check_supported(expr.lhs)
-        check_supported(expr.rhs)
+        check_supported(expr.lhs, top=False)
+        check_supported(expr.rhs, top=False)
     elif isinstance(expr, nodes.Call) and expr.func in ("vector", "time", "pi"):
         for arg in expr.args:
-            check_supported(arg)
+            check_supported(arg, top=False)
+    elif (isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS
+          and isinstance(expr.args[0], nodes.MatrixSelector)):
+        return
     else:
         raise NotSupportedYet(_describe(expr))
 
 
-def evaluate(expr: nodes.Expr, ts: int) -> Value:
-    """The value of ``expr`` at ``ts`` (milliseconds)."""
+def _unique(samples: list[Sample]) -> list[Sample]:
+    if len({s.labels for s in samples}) != len(samples):
+        raise EvaluationError("vector cannot contain metrics with the same labelset")
+    return samples
+
+
+def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
+    """The value of ``expr`` at ``ts`` (milliseconds); ``data`` holds what its selectors
+    read (``selectors.prepare``)."""
+    data = data or Data(QueryTimes(ts, ts))
     if isinstance(expr, nodes.NumberLiteral):
         return expr.value
     if isinstance(expr, nodes.StringLiteral):
         return expr.value
+    if isinstance(expr, nodes.VectorSelector):
+        return [Sample(labels, value) for labels, value, _ in instant(expr, ts, data)]
+    if isinstance(expr, nodes.MatrixSelector):
+        return Matrix(window(expr.selector, expr.range_ms, ts, data)[1])
     if isinstance(expr, nodes.ParenExpr):
-        return evaluate(expr.expr, ts)
+        return evaluate(expr.expr, ts, data)
     if isinstance(expr, nodes.UnaryExpr):
-        inner = evaluate(expr.expr, ts)
+        inner = evaluate(expr.expr, ts, data)
         if isinstance(inner, float):
             return -inner
         assert isinstance(inner, list)
         return [Sample(_drop_name(s.labels), -s.value) for s in inner]
     if isinstance(expr, nodes.BinaryExpr):
-        return _binary(expr, evaluate(expr.lhs, ts), evaluate(expr.rhs, ts))
+        return _binary(expr, evaluate(expr.lhs, ts, data), evaluate(expr.rhs, ts, data))
+    if isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS:
+        matrix = expr.args[0]
+        assert isinstance(matrix, nodes.MatrixSelector)
+        ref, series = window(matrix.selector, matrix.range_ms, ts, data)
+        function = RANGE_FUNCTIONS[expr.func]
+        out = []
+        for labels, points in series:
+            result = function(points, ref, matrix.range_ms)
+            if result is not None:
+                out.append(Sample(_drop_name(labels), result))
+        return _unique(out)
     if isinstance(expr, nodes.Call):
         if expr.func == "time":
             return ts / 1000
         if expr.func == "pi":
             return math.pi
         if expr.func == "vector":
-            value = evaluate(expr.args[0], ts)
+            value = evaluate(expr.args[0], ts, data)
             assert isinstance(value, float)
             return [Sample((), value)]
     raise NotSupportedYet(_describe(expr))
@@ -273,5 +312,5 @@ def _binary(expr: nodes.BinaryExpr, lhs: Value, rhs: Value) -> Value:
     return _vector_vector(expr, lhs, rhs)
 
 
-__all__ = ["EvaluationError", "NotSupportedYet", "Sample", "Value", "check_supported",
-           "evaluate"]
+__all__ = ["EvaluationError", "Matrix", "NotSupportedYet", "Sample", "Value",
+           "check_supported", "evaluate"]

@@ -7,7 +7,10 @@ DuckDB's RE2, Go's syntax.  The postings index of the design replaces the matchi
 what it answers must stay the same.
 
 So far gauges and sums (cumulative; delta sums are listed but not evaluated yet) are
-Prometheus series; histograms, exponential histograms and summaries are not listed yet.
+Prometheus series; histograms, exponential histograms and summaries are not listed yet, and
+a selector that matches one of their families (``x_bucket``, ``x_sum``, ``x_count``, a
+summary's ``x``, a native histogram's ``x``) is refused with ``NotServedYet`` rather than
+answered without them.
 Samples: ``(t_ms, value)`` sorted by time, duplicates (a retried export) once, a point
 flagged no-recorded-value as a stale marker (NaN with ``stale`` set).
 """
@@ -28,6 +31,12 @@ from .labels import metric_name, series_labels
 
 Labels = tuple[tuple[str, str], ...]
 NUMBER_KINDS = ("gauge", "sum")
+_FAMILY_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count"),
+                    "exponential_histogram": ("",)}
+
+
+class NotServedYet(Exception):
+    """A selector matched series of a kind not served as Prometheus series yet."""
 
 
 @dataclass(frozen=True)
@@ -54,33 +63,52 @@ class PromStore:
         self._lock = threading.Lock()
         self._rows = -1
         self._series: list[PromSeries] = []
+        self._unserved: list[PromSeries] = []
         self._regex = duckdb.connect()
 
     def all_series(self) -> list[PromSeries]:
         _, counted = fetch_all(self.con, "SELECT count(*) FROM series", [], self.timeout)
         with self._lock:
             if counted[0][0] != self._rows:
-                self._series, self._rows = self._load(), int(counted[0][0])
+                self._load()
+                self._rows = int(counted[0][0])
             return self._series
 
-    def _load(self) -> list[PromSeries]:
+    def _load(self) -> None:
         _, rows = fetch_all(self.con, """
             SELECT series_id, metric_type, metric_name, metric_unit, is_monotonic,
                    aggregation_temporality, map_entries(attributes) AS attributes,
                    map_entries(resource_attributes) AS resource
-            FROM series WHERE metric_type IN ('gauge', 'sum') ORDER BY series_id""", [],
-            self.timeout)
-        out = []
+            FROM series ORDER BY series_id""", [], self.timeout)
+        self._series, self._unserved = [], []
         for sid, kind, name, unit, monotonic, temporality, attrs, resource in rows:
             prom = metric_name(name, unit, kind, monotonic)
-            labels = series_labels(prom, _entries(attrs), _entries(resource))
-            out.append(PromSeries(int(sid), kind, temporality == 1 and kind == "sum",
-                                  tuple(sorted(labels.items()))))
-        return out
+            if kind in NUMBER_KINDS:
+                labels = series_labels(prom, _entries(attrs), _entries(resource))
+                self._series.append(PromSeries(int(sid), kind, temporality == 1 and kind == "sum",
+                                               tuple(sorted(labels.items()))))
+                continue
+            for suffix in _FAMILY_SUFFIXES.get(kind, ("",)):
+                labels = series_labels(prom + suffix, _entries(attrs), _entries(resource))
+                self._unserved.append(PromSeries(int(sid), kind, False,
+                                                 tuple(sorted(labels.items()))))
 
     def select(self, matchers: tuple[nodes.Matcher, ...]) -> list[PromSeries]:
         """The series every matcher matches (a missing label compares as "")."""
-        found = self.all_series()
+        return self._filter(self.all_series(), matchers)
+
+    def check_served(self, matchers: tuple[nodes.Matcher, ...]) -> None:
+        """Raise ``NotServedYet`` naming the families of kinds not served yet that
+        ``matchers`` select."""
+        self.all_series()
+        hit = self._filter(self._unserved, matchers)
+        if hit:
+            names = sorted({f"{dict(s.labels)['__name__']} ({s.kind.replace('_', ' ')})"
+                            for s in hit})
+            raise NotServedYet(", ".join(names))
+
+    def _filter(self, found: list[PromSeries], matchers: tuple[nodes.Matcher, ...]
+                ) -> list[PromSeries]:
         for matcher in matchers:
             wanted = self._matching_values(matcher, {dict(s.labels).get(matcher.name, "")
                                                      for s in found})
@@ -163,4 +191,4 @@ def _entries(entries: Any) -> dict[str, str]:
     return {str(e["key"]): str(e["value"]) for e in entries}
 
 
-__all__ = ["PromSeries", "PromStore", "Samples"]
+__all__ = ["NotServedYet", "PromSeries", "PromStore", "Samples"]

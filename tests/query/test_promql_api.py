@@ -95,11 +95,15 @@ def test_what_cannot_be_evaluated_yet_is_an_execution_error_naming_it() -> None:
     assert answer.status == 422
     assert answer.body.decode() == (
         '{"status":"error","errorType":"execution","error":"not supported yet: aggregations '
-        "(sum); otel-hms evaluates number and string literals, arithmetic, comparisons and set "
-        'operators, vector(), time() and pi() so far"}')
-    answer = api.range_query({"query": "up + 1", "start": "0", "end": "60", "step": "15"})
+        "(sum); otel-hms evaluates number and string literals, selectors of gauges and "
+        "cumulative sums (with offset and @), arithmetic, comparisons and set operators, "
+        'vector(), time(), pi(), rate(), increase(), delta(), irate(), idelta() so far"}')
+    answer = api.range_query({"query": "avg_over_time(up[5m]) + 1", "start": "0", "end": "60",
+                              "step": "15"})
     assert answer.status == 422
-    assert "not supported yet: vector selectors (up);" in answer.body.decode()
+    assert "not supported yet: the function avg_over_time();" in answer.body.decode()
+    answer = api.instant_query({"query": "rate(up[5m])[30m:1m]"}, 0)
+    assert "not supported yet: subqueries;" in answer.body.decode()
     answer = api.instant_query({"query": "abs(vector(1))"}, 0)
     assert "not supported yet: the function abs();" in answer.body.decode()
 

@@ -1,0 +1,147 @@
+"""Series selectors over stored samples, as Prometheus 2.42 reads them (design §3.1, §3.2).
+
+Before a query is evaluated, ``prepare`` fetches once, for every selector in it, the matched
+series and the samples the whole query can reach: from the first step minus the offset and
+the range (or the 5-minute lookback) to the last step minus the offset.  Then, per step:
+
+- an instant selector takes each series' last sample at or before ``ref = ts - offset``, if
+  it is no older than ``ref - 5m`` (the window is closed) and not a stale marker;
+- a range selector takes every sample in ``[ref - range, ref]``, both ends included as in
+  2.42, stale markers left out.
+
+``@ t`` pins ``ref`` to ``t - offset`` whatever the step; ``@ start()``/``@ end()`` to the
+query's start/end.  Store series whose Prometheus labels are equal are one series, their
+samples merged in time order (on equal times the higher series id wins).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from . import nodes
+from .store import PromStore, Samples
+
+LOOKBACK_MS = 300_000
+Labels = tuple[tuple[str, str], ...]
+
+
+class DeltaNotSupported(Exception):
+    """The selector matched delta sums, which are not presented as counters yet."""
+
+
+@dataclass
+class SelectorData:
+    series: list[tuple[Labels, Samples]]  # sorted by labels
+
+
+@dataclass(frozen=True)
+class QueryTimes:
+    start: int
+    end: int
+
+
+@dataclass
+class Data:
+    times: QueryTimes
+    selectors: dict[nodes.VectorSelector, SelectorData] = field(default_factory=dict)
+
+
+def _reference(selector: nodes.VectorSelector, ts: int, times: QueryTimes) -> int:
+    at = selector.at
+    if at is None:
+        base = ts
+    elif at.kind == "start":
+        base = times.start
+    elif at.kind == "end":
+        base = times.end
+    else:
+        assert at.time_ms is not None
+        base = at.time_ms
+    return base - selector.offset_ms
+
+
+def _selectors(expr: nodes.Expr) -> list[tuple[nodes.VectorSelector, int]]:
+    """Every selector of ``expr`` with how far before its reference time it reads."""
+    if isinstance(expr, nodes.VectorSelector):
+        return [(expr, LOOKBACK_MS)]
+    if isinstance(expr, nodes.MatrixSelector):
+        return [(expr.selector, expr.range_ms)]
+    children: list[nodes.Expr] = []
+    if isinstance(expr, nodes.ParenExpr | nodes.UnaryExpr | nodes.SubqueryExpr):
+        children = [expr.expr]
+    elif isinstance(expr, nodes.BinaryExpr):
+        children = [expr.lhs, expr.rhs]
+    elif isinstance(expr, nodes.Call):
+        children = list(expr.args)
+    elif isinstance(expr, nodes.AggregateExpr):
+        children = [expr.expr] + ([expr.param] if expr.param is not None else [])
+    return [found for child in children for found in _selectors(child)]
+
+
+def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes) -> Data:
+    """The samples every selector of ``expr`` needs for steps in ``[start, end]``."""
+    data = Data(times)
+    reach: dict[nodes.VectorSelector, int] = {}
+    for selector, back in _selectors(expr):
+        reach[selector] = max(reach.get(selector, 0), back)
+    for selector, back in reach.items():
+        assert store is not None, "a selector needs a store"
+        store.check_served(selector.matchers)
+        matched = store.select(selector.matchers)
+        delta = sorted({dict(s.labels)["__name__"] for s in matched if s.delta})
+        if delta:
+            raise DeltaNotSupported(", ".join(delta))
+        lo = _reference(selector, times.start, times) - back
+        hi = _reference(selector, times.end, times)
+        samples = store.samples(matched, lo, hi)
+        merged: dict[Labels, list[Samples]] = {}
+        for s in sorted(matched, key=lambda s: s.series_id):
+            merged.setdefault(s.labels, []).append(samples[s.series_id])
+        data.selectors[selector] = SelectorData(
+            [(labels, _merge(parts)) for labels, parts in sorted(merged.items())])
+    return data
+
+
+def _merge(parts: list[Samples]) -> Samples:
+    if len(parts) == 1:
+        return parts[0]
+    by_time: dict[int, tuple[float, bool]] = {}
+    for part in parts:  # in series id order: a later one wins a tie
+        for t, v, stale in zip(part.times, part.values, part.stale, strict=True):
+            by_time[t] = (v, stale)
+    times = sorted(by_time)
+    return Samples(times, [by_time[t][0] for t in times], [by_time[t][1] for t in times])
+
+
+def instant(selector: nodes.VectorSelector, ts: int, data: Data
+            ) -> list[tuple[Labels, float, int]]:
+    """``(labels, value, sample time)`` of each series present at step ``ts``."""
+    ref = _reference(selector, ts, data.times)
+    out = []
+    for labels, samples in data.selectors[selector].series:
+        i = bisect.bisect_right(samples.times, ref) - 1
+        if i < 0 or samples.times[i] < ref - LOOKBACK_MS or samples.stale[i]:
+            continue
+        out.append((labels, samples.values[i], samples.times[i]))
+    return out
+
+
+def window(selector: nodes.VectorSelector, range_ms: int, ts: int, data: Data
+           ) -> tuple[int, list[tuple[Labels, list[tuple[int, float]]]]]:
+    """The reference time and, per series with samples there, the non-stale samples in
+    ``[ref - range, ref]``."""
+    ref = _reference(selector, ts, data.times)
+    out = []
+    for labels, samples in data.selectors[selector].series:
+        lo = bisect.bisect_left(samples.times, ref - range_ms)
+        hi = bisect.bisect_right(samples.times, ref)
+        points = [(samples.times[i], samples.values[i]) for i in range(lo, hi)
+                  if not samples.stale[i]]
+        if points:
+            out.append((labels, points))
+    return ref, out
+
+
+__all__ = ["Data", "DeltaNotSupported", "LOOKBACK_MS", "QueryTimes", "instant", "prepare",
+           "window"]
