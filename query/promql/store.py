@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from otel_hms.query.read_only import fetch_all
+from otel_hms.storage.connection import Cursors
 
 from . import nodes
 from .labels import metric_name, series_labels
@@ -57,7 +58,7 @@ class Samples:
 class PromStore:
     """Prometheus series and samples over the store's read-only cursors."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, timeout: float) -> None:
+    def __init__(self, con: Cursors, timeout: float) -> None:
         self.con = con
         self.timeout = timeout
         self._lock = threading.Lock()
