@@ -14,36 +14,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import nodes
+from .aggregate import aggregate
 from .range_functions import RANGE_FUNCTIONS
 from .selectors import Data, QueryTimes, instant, window
+from .values import EvaluationError, Labels, Matrix, Sample, Value
 
-Labels = tuple[tuple[str, str], ...]
+AGGREGATIONS = ("sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk",
+                "bottomk", "quantile", "count_values")
 SUPPORTED = ("number and string literals, selectors of gauges and cumulative sums (with "
-             "offset and @), arithmetic, comparisons and set operators, vector(), time(), "
-             "pi(), " + ", ".join(f"{name}()" for name in RANGE_FUNCTIONS))
-
-
-@dataclass(frozen=True)
-class Sample:
-    labels: Labels
-    value: float
-
-
-@dataclass(frozen=True)
-class Matrix:
-    """A range vector: per series, its samples in the step's window."""
-
-    series: list[tuple[Labels, list[tuple[int, float]]]]
-
-
-Value = float | str | list[Sample] | Matrix
-
-
-class EvaluationError(Exception):
-    """An error Prometheus reports at evaluation (``execution``, 422)."""
+             "offset and @), arithmetic, comparisons and set operators, every aggregation, "
+             "vector(), time(), pi(), " + ", ".join(f"{name}()" for name in RANGE_FUNCTIONS))
 
 
 class NotSupportedYet(EvaluationError):
@@ -158,7 +140,7 @@ def _vector_vector(expr: nodes.BinaryExpr, lhs: list[Sample], rhs: list[Sample])
             raise EvaluationError(
                 f"found duplicate series for the match group {_braces(sig)} on the {side} "
                 "hand-side of the operation: [" + ", ".join(
-                    _braces(s.labels) for s in (ones[sig], sample)) + "];many-to-many matching "
+                    _braces(s.labels) for s in (sample, ones[sig])) + "];many-to-many matching "
                 "not allowed: matching labels must be unique on one side")
         ones[sig] = sample
     out: list[Sample] = []
@@ -246,6 +228,10 @@ def check_supported(expr: nodes.Expr, top: bool = True) -> None:
     elif (isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS
           and isinstance(expr.args[0], nodes.MatrixSelector)):
         return
+    elif isinstance(expr, nodes.AggregateExpr) and expr.op in AGGREGATIONS:
+        check_supported(expr.expr, top=False)
+        if expr.param is not None:
+            check_supported(expr.param, top=False)
     else:
         raise NotSupportedYet(_describe(expr))
 
@@ -278,6 +264,11 @@ def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
         return [Sample(_drop_name(s.labels), -s.value) for s in inner]
     if isinstance(expr, nodes.BinaryExpr):
         return _binary(expr, evaluate(expr.lhs, ts, data), evaluate(expr.rhs, ts, data))
+    if isinstance(expr, nodes.AggregateExpr):
+        inner = evaluate(expr.expr, ts, data)
+        param = evaluate(expr.param, ts, data) if expr.param is not None else None
+        assert isinstance(inner, list) and not isinstance(param, list | Matrix)
+        return aggregate(expr.op, inner, expr.grouping, expr.without, param)
     if isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS:
         matrix = expr.args[0]
         assert isinstance(matrix, nodes.MatrixSelector)

@@ -124,6 +124,23 @@ QUERIES = [
     "demo_gauge and demo_requests_total > 100", "demo_gauge unless demo_gauge > 10",
     "demo_gauge or vector(1)", "rate(demo_requests_total[5m]) * 60 > 1",
     "demo_gauge % 7", "demo_gauge ^ 2",
+    # aggregations, over selectors and over rate (whose output keeps the selector's order)
+    "sum(demo_gauge)", "sum by (route) (rate(demo_requests_total[5m]))",
+    "sum without (instance) (demo_gauge)", "sum without () (demo_gauge)",
+    "avg(demo_gauge)", "avg by (job) (demo_gauge)", "count(demo_gauge)", "min(demo_gauge)",
+    "max by (nosuch) (demo_gauge)", "group(demo_gauge)", "stddev(demo_gauge)",
+    "stdvar by (job) (demo_gauge)", "topk(2, demo_gauge)", "bottomk(2, demo_gauge)",
+    "topk by (route) (1, demo_gauge)", "topk(0, demo_gauge)", "quantile(0.9, demo_gauge)",
+    "quantile(-0.5, demo_gauge)", "quantile(1.5, demo_gauge)", "quantile(0.1, demo_gauge)",
+    'count_values("v", demo_requests_total > 0)', 'count_values without (route) ("v", demo_gauge)',
+    'sum({__name__=~"demo_.*"})', "sum by (__name__) ({__name__=~\"demo_.*\"})",
+    "sum(rate(demo_requests_total[5m])) * 60", "avg(demo_gauge) > bool 20",
+    "max(demo_gauge) - min(demo_gauge)", "sum(demo_requests_total) / count(demo_requests_total)",
+    # execution errors
+    "topk(1e30, demo_gauge)", "bottomk(-1e20, demo_gauge)", 'count_values("~x", demo_gauge)',
+    "demo_gauge + ignoring(route) demo_gauge",
+    "{__name__=~\"demo_.*\"} * on(route) group_left {__name__=~\"demo_.*\"}",
+    "rate({__name__=~\"demo_.*\"}[5m])",
 ]
 
 

@@ -91,13 +91,14 @@ def test_range_query_answers_as_prometheus(prometheus: PrometheusProcess,
 
 def test_what_cannot_be_evaluated_yet_is_an_execution_error_naming_it() -> None:
     """Never an empty result, which Grafana would show as "no data"."""
-    answer = api.instant_query({"query": "sum(rate(http_requests_total[5m]))"}, 0)
+    answer = api.instant_query({"query": "histogram_quantile(0.9, vector(1))"}, 0)
     assert answer.status == 422
     assert answer.body.decode() == (
-        '{"status":"error","errorType":"execution","error":"not supported yet: aggregations '
-        "(sum); otel-hms evaluates number and string literals, selectors of gauges and "
-        "cumulative sums (with offset and @), arithmetic, comparisons and set operators, "
-        'vector(), time(), pi(), rate(), increase(), delta(), irate(), idelta() so far"}')
+        '{"status":"error","errorType":"execution","error":"not supported yet: the function '
+        "histogram_quantile(); otel-hms evaluates number and string literals, selectors of "
+        "gauges and cumulative sums (with offset and @), arithmetic, comparisons and set "
+        "operators, every aggregation, vector(), time(), pi(), rate(), increase(), delta(), "
+        'irate(), idelta() so far"}')
     answer = api.range_query({"query": "avg_over_time(up[5m]) + 1", "start": "0", "end": "60",
                               "step": "15"})
     assert answer.status == 422
