@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from . import nodes
 from .aggregate import aggregate
-from .range_functions import RANGE_FUNCTIONS
+from .range_functions import RANGE_FUNCTIONS, BadArgument
 from .selectors import Data, QueryTimes, instant, window
 from .values import EvaluationError, Labels, Matrix, Sample, Value
 
@@ -25,7 +25,9 @@ AGGREGATIONS = ("sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"
                 "bottomk", "quantile", "count_values")
 SUPPORTED = ("number and string literals, selectors of gauges and cumulative sums (with "
              "offset and @), arithmetic, comparisons and set operators, every aggregation, "
-             "vector(), time(), pi(), " + ", ".join(f"{name}()" for name in RANGE_FUNCTIONS))
+             "vector(), time(), pi() and the functions of range vectors (rate, increase, "
+             "delta, irate, idelta, the *_over_time ones but absent_over_time, changes, "
+             "resets, deriv, predict_linear, holt_winters)")
 
 
 class NotSupportedYet(EvaluationError):
@@ -226,8 +228,11 @@ def check_supported(expr: nodes.Expr, top: bool = True) -> None:
         for arg in expr.args:
             check_supported(arg, top=False)
     elif (isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS
-          and isinstance(expr.args[0], nodes.MatrixSelector)):
-        return
+          and isinstance(expr.args[RANGE_FUNCTIONS[expr.func].matrix_arg],
+                         nodes.MatrixSelector)):
+        for arg in expr.args:
+            if not isinstance(arg, nodes.MatrixSelector):
+                check_supported(arg, top=False)
     elif isinstance(expr, nodes.AggregateExpr) and expr.op in AGGREGATIONS:
         check_supported(expr.expr, top=False)
         if expr.param is not None:
@@ -270,16 +275,7 @@ def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
         assert isinstance(inner, list) and not isinstance(param, list | Matrix)
         return aggregate(expr.op, inner, expr.grouping, expr.without, param)
     if isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS:
-        matrix = expr.args[0]
-        assert isinstance(matrix, nodes.MatrixSelector)
-        ref, series = window(matrix.selector, matrix.range_ms, ts, data)
-        function = RANGE_FUNCTIONS[expr.func]
-        out = []
-        for labels, points in series:
-            result = function(points, ref, matrix.range_ms)
-            if result is not None:
-                out.append(Sample(_drop_name(labels), result))
-        return _unique(out)
+        return _range_function(expr, ts, data)
     if isinstance(expr, nodes.Call):
         if expr.func == "time":
             return ts / 1000
@@ -290,6 +286,28 @@ def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
             assert isinstance(value, float)
             return [Sample((), value)]
     raise NotSupportedYet(_describe(expr))
+
+
+def _range_function(expr: nodes.Call, ts: int, data: Data) -> list[Sample]:
+    function = RANGE_FUNCTIONS[expr.func]
+    matrix = expr.args[function.matrix_arg]
+    assert isinstance(matrix, nodes.MatrixSelector)
+    scalars = []
+    for i, arg in enumerate(expr.args):
+        if i != function.matrix_arg:
+            value = evaluate(arg, ts, data)
+            assert isinstance(value, float)
+            scalars.append(value)
+    ref, series = window(matrix.selector, matrix.range_ms, ts, data)
+    out = []
+    for labels, points in series:
+        try:
+            result = function.compute(points, ref, matrix.range_ms, ts, scalars)
+        except BadArgument as exc:
+            raise EvaluationError(str(exc)) from None
+        if result is not None:
+            out.append(Sample(labels if function.keeps_name else _drop_name(labels), result))
+    return _unique(out)
 
 
 def _binary(expr: nodes.BinaryExpr, lhs: Value, rhs: Value) -> Value:
