@@ -90,8 +90,8 @@ def _prepare(expr: nodes.Expr, store: PromStore | None, start: int, end: int) ->
     try:
         return prepare(expr, store, QueryTimes(start, end))
     except DeltaNotSupported as exc:
-        raise ApiError("execution", f"not supported yet: delta temporality sums ({exc}); "
-                       "cumulative sums and gauges are") from None
+        raise ApiError("execution", f"not supported yet: delta temporality ({exc}); "
+                       "cumulative series and gauges are") from None
     except NotServedYet as exc:
         raise ApiError("execution", f"not supported yet: {exc}; gauges and sums are") from None
 
@@ -226,10 +226,10 @@ def _matching(store: PromStore, sets: list[tuple[nodes.Matcher, ...]], start: in
     if sets:
         found: dict[int, PromSeries] = {}
         for matchers in sets:
-            found.update((s.series_id, s) for s in store.select(matchers))
+            found.update((s.series_id, s) for s in store.select(matchers, histograms=False))
         series = list(found.values())
     else:
-        series = store.all_series()
+        series = [s for s in store.all_series() if not s.part]
     if (start, end) != (MIN_TIME_MS, MAX_TIME_MS):
         series = store.in_range(series, start, end)
     return series

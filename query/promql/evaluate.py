@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from . import nodes
 from .aggregate import aggregate
+from .histograms import histogram_quantile
 from .range_functions import RANGE_FUNCTIONS, BadArgument
 from .selectors import Data, QueryTimes, instant, window
 from .values import EvaluationError, Labels, Matrix, Sample, Value
@@ -25,7 +26,8 @@ AGGREGATIONS = ("sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"
                 "bottomk", "quantile", "count_values")
 SUPPORTED = ("number and string literals, selectors of gauges and cumulative sums (with "
              "offset and @), arithmetic, comparisons and set operators, every aggregation, "
-             "vector(), time(), pi() and the functions of range vectors (rate, increase, "
+             "vector(), time(), pi(), histogram_quantile() over classic buckets and the "
+             "functions of range vectors (rate, increase, "
              "delta, irate, idelta, the *_over_time ones but absent_over_time, changes, "
              "resets, deriv, predict_linear, holt_winters)")
 
@@ -224,7 +226,8 @@ def check_supported(expr: nodes.Expr, top: bool = True) -> None:
     elif isinstance(expr, nodes.BinaryExpr):
         check_supported(expr.lhs, top=False)
         check_supported(expr.rhs, top=False)
-    elif isinstance(expr, nodes.Call) and expr.func in ("vector", "time", "pi"):
+    elif isinstance(expr, nodes.Call) and expr.func in ("vector", "time", "pi",
+                                                        "histogram_quantile"):
         for arg in expr.args:
             check_supported(arg, top=False)
     elif (isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS
@@ -281,6 +284,10 @@ def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
             return ts / 1000
         if expr.func == "pi":
             return math.pi
+        if expr.func == "histogram_quantile":
+            q, vector = evaluate(expr.args[0], ts, data), evaluate(expr.args[1], ts, data)
+            assert isinstance(q, float) and isinstance(vector, list)
+            return _unique(histogram_quantile(q, vector))
         if expr.func == "vector":
             value = evaluate(expr.args[0], ts, data)
             assert isinstance(value, float)

@@ -97,7 +97,12 @@ def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes) -> Dat
         samples = store.samples(matched, lo, hi)
         merged: dict[Labels, list[Samples]] = {}
         for s in sorted(matched, key=lambda s: s.series_id):
-            merged.setdefault(s.labels, []).append(samples[s.series_id])
+            for le, got in samples.get((s.series_id, s.part), {}).items():
+                if s.part != "bucket":
+                    merged.setdefault(s.labels, []).append(got)
+                elif store.le_matches(selector.matchers, le):
+                    labels = tuple(sorted((*s.labels, ("le", le))))
+                    merged.setdefault(labels, []).append(got)
         data.selectors[selector] = SelectorData(
             [(labels, _merge(parts)) for labels, parts in sorted(merged.items())])
     return data

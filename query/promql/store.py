@@ -6,11 +6,12 @@ Prometheus labels (``labels``), and matchers run in Python over them — regexes
 DuckDB's RE2, Go's syntax.  The postings index of the design replaces the matching later;
 what it answers must stay the same.
 
-So far gauges and sums (cumulative; delta sums are listed but not evaluated yet) are
-Prometheus series; histograms, exponential histograms and summaries are not listed yet, and
-a selector that matches one of their families (``x_bucket``, ``x_sum``, ``x_count``, a
-summary's ``x``, a native histogram's ``x``) is refused with ``NotServedYet`` rather than
-answered without them.
+Gauges and sums (cumulative; delta sums are listed but not evaluated yet) are Prometheus
+series, and each histogram (explicit buckets) the classic family ``x_bucket{le}`` (cumulative
+counts, ``le`` written as Go's ``FormatFloat 'f'``, ``+Inf`` = the count), ``x_sum`` and
+``x_count`` for queries; the metadata endpoints do not list histograms yet (their ``le``
+values need the points).  A selector that matches an exponential histogram's or a summary's
+family is refused with ``NotServedYet`` rather than answered without them.
 Samples: ``(t_ms, value)`` sorted by time, duplicates (a retried export) once, a point
 flagged no-recorded-value as a stale marker (NaN with ``stale`` set).
 """
@@ -27,13 +28,14 @@ import duckdb
 from otel_hms.query.read_only import fetch_all
 from otel_hms.storage.connection import Cursors
 
+from . import format as fmt
 from . import nodes
 from .labels import metric_name, series_labels
 
 Labels = tuple[tuple[str, str], ...]
 NUMBER_KINDS = ("gauge", "sum")
-_FAMILY_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count"),
-                    "exponential_histogram": ("",)}
+HISTOGRAM_PARTS = {"bucket": "_bucket", "sum": "_sum", "count": "_count"}
+_FAMILY_SUFFIXES = {"summary": ("", "_sum", "_count"), "exponential_histogram": ("",)}
 
 
 class NotServedYet(Exception):
@@ -43,9 +45,10 @@ class NotServedYet(Exception):
 @dataclass(frozen=True)
 class PromSeries:
     series_id: int
-    kind: str  # gauge | sum
+    kind: str  # gauge | sum | histogram
     delta: bool
-    labels: Labels  # sorted, __name__ included
+    labels: Labels  # sorted, __name__ included (a bucket's without its le)
+    part: str = ""  # of a histogram: bucket | sum | count
 
 
 @dataclass
@@ -89,14 +92,30 @@ class PromStore:
                 self._series.append(PromSeries(int(sid), kind, temporality == 1 and kind == "sum",
                                                tuple(sorted(labels.items()))))
                 continue
+            if kind == "histogram":
+                for part, suffix in HISTOGRAM_PARTS.items():
+                    labels = series_labels(prom + suffix, _entries(attrs), _entries(resource))
+                    self._series.append(PromSeries(int(sid), kind, temporality == 1,
+                                                   tuple(sorted(labels.items())), part))
+                continue
             for suffix in _FAMILY_SUFFIXES.get(kind, ("",)):
                 labels = series_labels(prom + suffix, _entries(attrs), _entries(resource))
                 self._unserved.append(PromSeries(int(sid), kind, False,
                                                  tuple(sorted(labels.items()))))
 
-    def select(self, matchers: tuple[nodes.Matcher, ...]) -> list[PromSeries]:
-        """The series every matcher matches (a missing label compares as "")."""
-        return self._filter(self.all_series(), matchers)
+    def select(self, matchers: tuple[nodes.Matcher, ...], histograms: bool = True
+               ) -> list[PromSeries]:
+        """The series every matcher matches (a missing label compares as ""); a bucket
+        series matches whatever its ``le`` matchers say (``bucket_le`` applies them once
+        its points give the ``le`` values)."""
+        found = [s for s in self.all_series() if histograms or not s.part]
+        buckets = [s for s in found if s.part == "bucket"]
+        others = [s for s in found if s.part != "bucket"]
+        return sorted(self._filter(others, matchers) + self._filter(
+            buckets, tuple(m for m in matchers if m.name != "le")), key=lambda s: s.series_id)
+
+    def le_matches(self, matchers: tuple[nodes.Matcher, ...], le: str) -> bool:
+        return all(self._matching_values(m, {le}) for m in matchers if m.name == "le")
 
     def check_served(self, matchers: tuple[nodes.Matcher, ...]) -> None:
         """Raise ``NotServedYet`` naming the families of kinds not served yet that
@@ -157,8 +176,48 @@ class PromStore:
             GROUP BY series_id""", [ids, ids], self.timeout)
         return {int(sid): (int(lo), int(hi)) for sid, lo, hi in rows}
 
-    def samples(self, series: list[PromSeries], lo_ms: int, hi_ms: int) -> dict[int, Samples]:
-        """Each series' samples with ``lo_ms <= t <= hi_ms``, in time order."""
+    def samples(self, series: list[PromSeries], lo_ms: int, hi_ms: int
+                ) -> dict[tuple[int, str], dict[str, Samples]]:
+        """Each series' samples with ``lo_ms <= t <= hi_ms``, in time order, keyed by
+        (series id, part) and then ``le`` (``""`` but for buckets)."""
+        numbers = self._number_samples([s for s in series if not s.part], lo_ms, hi_ms)
+        out = {(sid, ""): {"": got} for sid, got in numbers.items()}
+        histograms = sorted({s.series_id for s in series if s.part})
+        if histograms:
+            out.update(self._histogram_samples(histograms, lo_ms, hi_ms))
+        return out
+
+    def _histogram_samples(self, ids: list[int], lo_ms: int, hi_ms: int
+                           ) -> dict[tuple[int, str], dict[str, Samples]]:
+        _, rows = fetch_all(self.con, """
+            SELECT series_id, time_unix_nano // 1000000 AS t, count, sum, bucket_counts,
+                   explicit_bounds, (flags & 1) <> 0 AS stale
+            FROM points_histogram
+            WHERE series_id IN (SELECT unnest(?::UBIGINT[])) AND time_unix_nano BETWEEN ? AND ?
+            QUALIFY row_number() OVER (PARTITION BY series_id, time_unix_nano) = 1
+            ORDER BY series_id, time_unix_nano""",
+            [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999], self.timeout)
+        out: dict[tuple[int, str], dict[str, Samples]] = {}
+        for sid, t, count, total, counts, bounds, stale in rows:
+            sid, t, stale = int(sid), int(t), bool(stale)
+            values = {"": float(count)}
+            cumulative = 0
+            buckets: dict[str, float] = {}
+            for bound, n in zip(bounds, counts, strict=False):
+                cumulative += n
+                buckets[fmt.fixed(float(bound))] = float(cumulative)
+            buckets["+Inf"] = float(count)
+            parts = {"count": values, "bucket": buckets}
+            if total is not None:
+                parts["sum"] = {"": float(total)}
+            for part, by_le in parts.items():
+                into = out.setdefault((sid, part), {})
+                for le, value in by_le.items():
+                    _append(into.setdefault(le, Samples([], [], [])), t, value, stale)
+        return out
+
+    def _number_samples(self, series: list[PromSeries], lo_ms: int, hi_ms: int
+                        ) -> dict[int, Samples]:
         out: dict[int, Samples] = {s.series_id: Samples([], [], []) for s in series}
         for kind in NUMBER_KINDS:
             ids = [s.series_id for s in series if s.kind == kind]
@@ -174,14 +233,18 @@ class PromStore:
                 ORDER BY series_id, time_unix_nano""",
                 [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999], self.timeout)
             for sid, t, v, stale in rows:
-                got = out[int(sid)]
-                if got.times and got.times[-1] == t:  # two points in one millisecond
-                    got.values[-1], got.stale[-1] = float(v), bool(stale)
-                    continue
-                got.times.append(int(t))
-                got.values.append(float("nan") if v is None else float(v))
-                got.stale.append(bool(stale))
+                _append(out[int(sid)], int(t), float("nan") if v is None else float(v),
+                        bool(stale))
         return out
+
+
+def _append(samples: Samples, t: int, value: float, stale: bool) -> None:
+    if samples.times and samples.times[-1] == t:  # two points in one millisecond: the later
+        samples.values[-1], samples.stale[-1] = value, stale
+        return
+    samples.times.append(t)
+    samples.values.append(value)
+    samples.stale.append(stale)
 
 
 def _entries(entries: Any) -> dict[str, str]:

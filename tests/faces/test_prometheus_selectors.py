@@ -21,6 +21,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from conftest import ServerProcess, StartServer
 from metric_builders import (
     T0_S,
+    exp_metric,
+    exp_point,
     gauge_metric,
     histogram_metric,
     histogram_point,
@@ -35,6 +37,60 @@ SPAN_S = 3600
 
 
 Data = dict[str, dict[str, list[tuple[int, float]]]]
+BOUNDS = (0.1, 0.5, 1.0, 2.5)
+# route -> (milliseconds after T0, per-bucket counts (not cumulative), sum)
+Histograms = dict[str, list[tuple[int, list[int], float]]]
+
+
+def _histograms(seed: int) -> Histograms:
+    """Cumulative histograms with explicit buckets, one reset each, 15-45 s apart."""
+    rng = random.Random(seed)
+    out: Histograms = {}
+    for route in ROUTES[:2]:
+        t, counts, total, points = 0, [0] * (len(BOUNDS) + 1), 0.0, []
+        while t < SPAN_S * 1000:
+            if rng.random() < 0.02:
+                counts, total = [0] * (len(BOUNDS) + 1), 0.0
+            for i in range(len(counts)):
+                added = rng.randint(0, 4 - min(i, 3))
+                counts[i] += added
+                total += added * (BOUNDS[i] if i < len(BOUNDS) else 4.0) * 0.75
+            points.append((t, list(counts), round(total, 3)))
+            t += rng.randint(15_000, 45_000)
+        out[route] = points
+    return out
+
+
+def _histogram_openmetrics(histograms: Histograms) -> list[str]:
+    lines = ["# TYPE demo_latency histogram"]
+    for route, points in histograms.items():
+        labels = f'instance="i-1",job="demo",route="{route}"'
+        for t, counts, total in points:
+            stamp = f"{T0_S + t // 1000}.{t % 1000:03d}"
+            cumulative = 0
+            for bound, n in zip((*BOUNDS, float("inf")), counts, strict=True):
+                cumulative += n
+                le = "+Inf" if bound == float("inf") else f"{bound:g}"
+                lines.append(f'demo_latency_bucket{{{labels},le="{le}"}} {cumulative} {stamp}')
+            lines.append(f"demo_latency_sum{{{labels}}} {total} {stamp}")
+            lines.append(f"demo_latency_count{{{labels}}} {cumulative} {stamp}")
+    return lines
+
+
+def _histogram_metric(histograms: Histograms) -> metrics_pb2.Metric:
+    points = []
+    for route, series in histograms.items():
+        start, previous = -1000, 0
+        for t, counts, total in series:
+            if sum(counts) < previous:
+                start = t - 500
+            point = histogram_point({"route": route}, 0, BOUNDS, counts)
+            point.sum = total
+            point.time_unix_nano = (T0_S * 1000 + t) * 1_000_000
+            point.start_time_unix_nano = (T0_S * 1000 + start) * 1_000_000
+            points.append(point)
+            previous = sum(counts)
+    return histogram_metric("demo_latency", points)
 
 
 def _samples(seed: int) -> Data:
@@ -56,7 +112,7 @@ def _samples(seed: int) -> Data:
     return out
 
 
-def _openmetrics(data: Data) -> str:
+def _openmetrics(data: Data, histograms: Histograms) -> str:
     lines = ["# TYPE demo_gauge gauge"]
     for route, points in data["gauge"].items():
         labels = f'{{instance="i-1",job="demo",route="{route}"}}'
@@ -67,7 +123,7 @@ def _openmetrics(data: Data) -> str:
         labels = f'{{instance="i-1",job="demo",route="{route}"}}'
         lines += [f"demo_requests_total{labels} {v} {T0_S + t // 1000}.{t % 1000:03d}"
                   for t, v in points]
-    return "\n".join(lines + ["# EOF", ""])
+    return "\n".join(lines + _histogram_openmetrics(histograms) + ["# EOF", ""])
 
 
 def _point(route: str, t_ms: int, value: float, start_ms: int | None = None
@@ -79,7 +135,7 @@ def _point(route: str, t_ms: int, value: float, start_ms: int | None = None
     return point
 
 
-def _export(server: ServerProcess, data: Data) -> None:
+def _export(server: ServerProcess, data: Data, histograms: Histograms) -> None:
     gauges, counters = [], []
     for route, points in data["gauge"].items():
         gauges += [_point(route, t, v) for t, v in points]
@@ -91,19 +147,20 @@ def _export(server: ServerProcess, data: Data) -> None:
             counters.append(_point(route, t, v, start))
             previous = v
     server.export(otlp_request(gauge_metric("demo_gauge", gauges),
-                               sum_metric("demo_requests_total", counters), service="demo",
+                               sum_metric("demo_requests_total", counters),
+                               _histogram_metric(histograms), service="demo",
                                resource={"service.instance.id": "i-1"}))
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    data = _samples(14)
+    data, histograms = _samples(14), _histograms(14)
     folder = Path(tmp_path_factory.mktemp("prometheus"))
-    prometheus = PrometheusProcess(folder, backfill(_openmetrics(data), folder))
+    prometheus = PrometheusProcess(folder, backfill(_openmetrics(data, histograms), folder))
     ours = ServerProcess(folder / "store.duckdb", [], {}, folder / "serve.log")
     try:
         ours.wait_ready()
-        _export(ours, data)
+        _export(ours, data, histograms)
         yield prometheus.url, f"{ours.api_url}/prometheus"
     finally:
         ours.kill()
@@ -148,6 +205,22 @@ QUERIES = [
     "holt_winters(demo_gauge[10m], 1, 0.5)", "holt_winters(demo_gauge[10m], 0.5, 0)",
     "sum by (route) (increase(demo_requests_total[10m]))",
     "max_over_time(demo_gauge[5m]) - min_over_time(demo_gauge[5m])",
+    # classic histograms: OTLP explicit buckets as _bucket{le}, _sum, _count
+    "demo_latency_bucket", 'demo_latency_bucket{le="0.5"}', 'demo_latency_bucket{le=~"1|\\+Inf"}',
+    "demo_latency_count", "demo_latency_sum", "rate(demo_latency_bucket[5m])",
+    'demo_latency_bucket{le!="+Inf"} offset 3m',
+    "rate(demo_latency_sum[5m]) / rate(demo_latency_count[5m])",
+    "sum by (le) (rate(demo_latency_bucket[5m]))",
+    "histogram_quantile(0.99, sum by (le) (rate(demo_latency_bucket[5m])))",
+    "histogram_quantile(0.5, sum by (le) (demo_latency_bucket))",
+    'histogram_quantile(0.9, demo_latency_bucket{route="/a"})',
+    'histogram_quantile(0.25, rate(demo_latency_bucket{route="/b"}[10m]))',
+    "histogram_quantile(0, sum by (le) (demo_latency_bucket))",
+    "histogram_quantile(1, sum by (le) (demo_latency_bucket))",
+    "histogram_quantile(-1, sum by (le) (demo_latency_bucket))",
+    "histogram_quantile(2, sum by (le) (demo_latency_bucket))",
+    "histogram_quantile(NaN, sum by (le) (demo_latency_bucket))",
+    'histogram_quantile(0.5, sum by (le) (demo_latency_bucket{le!="+Inf"}))',
     # execution errors
     "topk(1e30, demo_gauge)", "bottomk(-1e20, demo_gauge)", 'count_values("~x", demo_gauge)',
     "demo_gauge + ignoring(route) demo_gauge",
@@ -184,15 +257,16 @@ def test_range_selectors_at_the_top_of_an_instant_query(both: tuple[str, str]) -
 
 def test_stale_markers_and_what_is_not_served_yet(start_server: StartServer) -> None:
     """A point flagged no-recorded-value is a stale marker (it hides older samples, as a
-    Prometheus staleness NaN does); delta sums and histograms answer an execution error
-    naming them, never an empty result."""
+    Prometheus staleness NaN does); delta sums and histograms and exponential histograms
+    answer an execution error naming them, never an empty result."""
     server = start_server()
     base = f"{server.api_url}/prometheus/api/v1"
     server.export(otlp_request(
         gauge_metric("g", [_point("/a", 0, 1.0), _point("/a", 60_000, 2.0),
                            _flagged(_point("/a", 120_000, 0.0)), _point("/a", 240_000, 4.0)]),
         sum_metric("d_total", [_point("/a", 0, 1.0, -1000)], temporality=1),
-        histogram_metric("h", [histogram_point({}, 0, [1.0], [1, 0])]), service="s"))
+        histogram_metric("h", [histogram_point({}, 0, [1.0], [1, 0])], temporality=1),
+        exp_metric("e", [exp_point({}, 0, 0, 0, [1])]), service="s"))
     values = [json.loads(request(f"{base}/query", {"query": "g", "time": str(T0_S + s)})[1])
               ["data"]["result"] for s in (60, 119, 120, 200, 240, 540, 541)]
     metric = {"__name__": "g", "job": "s", "route": "/a"}
@@ -206,10 +280,9 @@ def test_stale_markers_and_what_is_not_served_yet(start_server: StartServer) -> 
     ]
     status, body = request(f"{base}/query", {"query": "abs(g)", "time": "1"})
     assert status == 422
-    for query, named in [("rate(d_total[5m])", "delta temporality sums (d_total)"),
-                         ("h_bucket", "h_bucket (histogram)"),
-                         ('{__name__=~"h_.*"}', "h_bucket (histogram), h_count (histogram), "
-                                                "h_sum (histogram)")]:
+    for query, named in [("rate(d_total[5m])", "delta temporality (d_total)"),
+                         ("h_bucket", "delta temporality (h_bucket)"),
+                         ('{__name__=~"[eh].*"}', "e (exponential histogram)")]:
         status, body = request(f"{base}/query", {"query": query, "time": str(T0_S)})
         assert status == 422 and json.loads(body)["error"].startswith(
             f"not supported yet: {named};"), body
