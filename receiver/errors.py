@@ -4,7 +4,8 @@
 - ``TooLarge``: over the size limit (RESOURCE_EXHAUSTED without RetryInfo / HTTP 413).
 - ``Unsupported``: a content type or encoding we do not read (UNIMPLEMENTED / HTTP 415).
 - ``Unauthenticated``: missing or wrong bearer token (UNAUTHENTICATED / HTTP 401).
-- ``Overloaded``: the store is busy or shutting down, retry later (UNAVAILABLE / HTTP 503).
+- ``Overloaded``: the store cannot take points now (queue full, disk failing, shutting
+  down), retry later (UNAVAILABLE / HTTP 503).
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ class Ingest:
         try:
             future = self.sink.submit(batch)
         except self.busy_errors as exc:
-            raise Overloaded(f"store is busy ({exc}); retry later") from None
+            raise Overloaded(f"the store cannot take points now: {exc}; retry later") from None
         if on_commit is not None:
             future.add_done_callback(on_commit)
         return batch, future
