@@ -18,17 +18,31 @@ from collections.abc import Callable
 from . import nodes
 from .aggregate import aggregate
 from .histograms import histogram_quantile
+from .instant_functions import (
+    DATES,
+    MATH,
+    absent_labels,
+    elementwise,
+    go_max,
+    go_min,
+    round_to,
+    sort,
+)
 from .range_functions import RANGE_FUNCTIONS, BadArgument
 from .selectors import Data, QueryTimes, instant, window
 from .values import EvaluationError, Labels, Matrix, Sample, Value
 
+INSTANT_FUNCTIONS = frozenset({
+    "vector", "time", "pi", "histogram_quantile", "round", "clamp", "clamp_min", "clamp_max",
+    "timestamp", "scalar", "sort", "sort_desc", "absent", *MATH, *DATES})
 AGGREGATIONS = ("sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk",
                 "bottomk", "quantile", "count_values")
 SUPPORTED = ("number and string literals, selectors of gauges and cumulative sums (with "
              "offset and @), arithmetic, comparisons and set operators, every aggregation, "
-             "vector(), time(), pi(), histogram_quantile() over classic buckets and the "
-             "functions of range vectors (rate, increase, "
-             "delta, irate, idelta, the *_over_time ones but absent_over_time, changes, "
+             "vector(), time(), pi(), histogram_quantile() over classic buckets, the math, "
+             "date, clamp and sort functions, round, timestamp, scalar, absent, "
+             "absent_over_time and the functions of range vectors (rate, increase, "
+             "delta, irate, idelta, the *_over_time ones, changes, "
              "resets, deriv, predict_linear, holt_winters)")
 
 
@@ -226,8 +240,10 @@ def check_supported(expr: nodes.Expr, top: bool = True) -> None:
     elif isinstance(expr, nodes.BinaryExpr):
         check_supported(expr.lhs, top=False)
         check_supported(expr.rhs, top=False)
-    elif isinstance(expr, nodes.Call) and expr.func in ("vector", "time", "pi",
-                                                        "histogram_quantile"):
+    elif isinstance(expr, nodes.Call) and expr.func == "absent_over_time":
+        if not isinstance(expr.args[0], nodes.MatrixSelector):
+            raise NotSupportedYet("absent_over_time() of a subquery")
+    elif isinstance(expr, nodes.Call) and expr.func in INSTANT_FUNCTIONS:
         for arg in expr.args:
             check_supported(arg, top=False)
     elif (isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS
@@ -279,6 +295,8 @@ def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
         return aggregate(expr.op, inner, expr.grouping, expr.without, param)
     if isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS:
         return _range_function(expr, ts, data)
+    if isinstance(expr, nodes.Call) and expr.func not in ("time", "pi", "vector"):
+        return _instant_function(expr, ts, data)
     if isinstance(expr, nodes.Call):
         if expr.func == "time":
             return ts / 1000
@@ -292,6 +310,64 @@ def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
             value = evaluate(expr.args[0], ts, data)
             assert isinstance(value, float)
             return [Sample((), value)]
+    raise NotSupportedYet(_describe(expr))
+
+
+def _vector(expr: nodes.Expr, ts: int, data: Data) -> list[Sample]:
+    value = evaluate(expr, ts, data)
+    assert isinstance(value, list)
+    return value
+
+
+def _scalar(expr: nodes.Expr, ts: int, data: Data) -> float:
+    value = evaluate(expr, ts, data)
+    assert isinstance(value, float)
+    return value
+
+
+def _instant_function(expr: nodes.Call, ts: int, data: Data) -> Value:  # noqa: C901
+    name, args = expr.func, expr.args
+    if name == "histogram_quantile":
+        return _unique(histogram_quantile(_scalar(args[0], ts, data), _vector(args[1], ts, data)))
+    if name == "absent_over_time":
+        matrix = args[0]
+        assert isinstance(matrix, nodes.MatrixSelector)
+        found = window(matrix.selector, matrix.range_ms, ts, data)[1]
+        return [] if found else [Sample(absent_labels(matrix), 1.0)]
+    if name in DATES:
+        vector = _vector(args[0], ts, data) if args else [Sample((), ts / 1000)]
+        return _unique(elementwise(DATES[name], vector))
+    if name == "timestamp":
+        inner = args[0]
+        while isinstance(inner, nodes.ParenExpr):
+            inner = inner.expr
+        if isinstance(inner, nodes.VectorSelector):  # the samples' own times
+            return _unique([Sample(_drop_name(labels), t / 1000)
+                            for labels, _, t in instant(inner, ts, data)])
+        return _unique(elementwise(lambda v: ts / 1000, _vector(inner, ts, data)))
+    vector = _vector(args[0], ts, data)
+    if name in MATH:
+        return _unique(elementwise(MATH[name], vector))
+    if name == "round":
+        to = _scalar(args[1], ts, data) if len(args) > 1 else 1.0
+        return _unique(elementwise(lambda v: round_to(v, to), vector))
+    if name == "clamp":
+        lo, hi = _scalar(args[1], ts, data), _scalar(args[2], ts, data)
+        if hi < lo:
+            return []
+        return _unique(elementwise(lambda v: go_max(lo, go_min(hi, v)), vector))
+    if name == "clamp_min":
+        lo = _scalar(args[1], ts, data)
+        return _unique(elementwise(lambda v: go_max(lo, v), vector))
+    if name == "clamp_max":
+        hi = _scalar(args[1], ts, data)
+        return _unique(elementwise(lambda v: go_min(hi, v), vector))
+    if name == "scalar":
+        return vector[0].value if len(vector) == 1 else math.nan
+    if name in ("sort", "sort_desc"):
+        return sort(vector, descending=name == "sort_desc")
+    if name == "absent":
+        return [] if vector else [Sample(absent_labels(args[0]), 1.0)]
     raise NotSupportedYet(_describe(expr))
 
 
