@@ -32,6 +32,7 @@ from .range_functions import RANGE_FUNCTIONS, BadArgument
 from .selectors import Data, QueryTimes, instant, window
 from .values import EvaluationError, Labels, Matrix, Sample, Value
 
+DEFAULT_SUBQUERY_STEP_MS = 60_000  # Prometheus' default evaluation interval
 INSTANT_FUNCTIONS = frozenset({
     "vector", "time", "pi", "histogram_quantile", "round", "clamp", "clamp_min", "clamp_max",
     "timestamp", "scalar", "sort", "sort_desc", "absent", *MATH, *DATES})
@@ -41,7 +42,8 @@ SUPPORTED = ("number and string literals, selectors of gauges and cumulative sum
              "offset and @), arithmetic, comparisons and set operators, every aggregation, "
              "vector(), time(), pi(), histogram_quantile() over classic buckets, the math, "
              "date, clamp and sort functions, round, timestamp, scalar, absent, "
-             "absent_over_time and the functions of range vectors (rate, increase, "
+             "absent_over_time, subqueries without @ and the functions of range vectors "
+             "(rate, increase, "
              "delta, irate, idelta, the *_over_time ones, changes, "
              "resets, deriv, predict_linear, holt_winters)")
 
@@ -235,22 +237,24 @@ def check_supported(expr: nodes.Expr, top: bool = True) -> None:
         return
     if isinstance(expr, nodes.MatrixSelector) and top:
         return
+    if isinstance(expr, nodes.SubqueryExpr) and top:
+        _check_range_argument(expr)
+        return
     if isinstance(expr, nodes.ParenExpr | nodes.UnaryExpr):
         check_supported(expr.expr, top=False)
     elif isinstance(expr, nodes.BinaryExpr):
         check_supported(expr.lhs, top=False)
         check_supported(expr.rhs, top=False)
     elif isinstance(expr, nodes.Call) and expr.func == "absent_over_time":
-        if not isinstance(expr.args[0], nodes.MatrixSelector):
-            raise NotSupportedYet("absent_over_time() of a subquery")
+        _check_range_argument(expr.args[0])
     elif isinstance(expr, nodes.Call) and expr.func in INSTANT_FUNCTIONS:
         for arg in expr.args:
             check_supported(arg, top=False)
-    elif (isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS
-          and isinstance(expr.args[RANGE_FUNCTIONS[expr.func].matrix_arg],
-                         nodes.MatrixSelector)):
-        for arg in expr.args:
-            if not isinstance(arg, nodes.MatrixSelector):
+    elif isinstance(expr, nodes.Call) and expr.func in RANGE_FUNCTIONS:
+        for i, arg in enumerate(expr.args):
+            if i == RANGE_FUNCTIONS[expr.func].matrix_arg:
+                _check_range_argument(arg)
+            else:
                 check_supported(arg, top=False)
     elif isinstance(expr, nodes.AggregateExpr) and expr.op in AGGREGATIONS:
         check_supported(expr.expr, top=False)
@@ -258,6 +262,42 @@ def check_supported(expr: nodes.Expr, top: bool = True) -> None:
             check_supported(expr.param, top=False)
     else:
         raise NotSupportedYet(_describe(expr))
+
+
+def _check_range_argument(expr: nodes.Expr) -> None:
+    """A range selector, or a subquery (not pinned with ``@`` yet) of a supported one."""
+    if isinstance(expr, nodes.MatrixSelector):
+        return
+    if isinstance(expr, nodes.SubqueryExpr) and expr.at is None:
+        check_supported(expr.expr, top=False)
+        return
+    raise NotSupportedYet("subqueries with @" if isinstance(expr, nodes.SubqueryExpr)
+                          else _describe(expr))
+
+
+def range_points(expr: nodes.Expr, ts: int, data: Data
+                 ) -> tuple[int, int, list[tuple[Labels, list[tuple[int, float]]]]]:
+    """The reference time, the range and each series' points of a range selector or a
+    subquery at step ``ts``.  A subquery evaluates its expression at every multiple of its
+    step (default 1 m) in ``[ts - offset - range, ts - offset]``, both ends included."""
+    if isinstance(expr, nodes.MatrixSelector):
+        ref, series = window(expr.selector, expr.range_ms, ts, data)
+        return ref, expr.range_ms, series
+    assert isinstance(expr, nodes.SubqueryExpr)
+    ref = ts - expr.offset_ms
+    step = expr.step_ms or DEFAULT_SUBQUERY_STEP_MS
+    first = -(-(ref - expr.range_ms) // step) * step
+    found: dict[Labels, list[tuple[int, float]]] = {}
+    for t in range(first, ref + 1, step):
+        key = (expr, t)
+        if key not in data.inner:
+            data.inner[key] = evaluate(expr.expr, t, data)
+        inner = data.inner[key]
+        samples = [Sample((), inner)] if isinstance(inner, float) else inner
+        assert isinstance(samples, list)
+        for sample in samples:
+            found.setdefault(sample.labels, []).append((t, sample.value))
+    return ref, expr.range_ms, sorted(found.items())
 
 
 def _unique(samples: list[Sample]) -> list[Sample]:
@@ -276,8 +316,8 @@ def evaluate(expr: nodes.Expr, ts: int, data: Data | None = None) -> Value:
         return expr.value
     if isinstance(expr, nodes.VectorSelector):
         return [Sample(labels, value) for labels, value, _ in instant(expr, ts, data)]
-    if isinstance(expr, nodes.MatrixSelector):
-        return Matrix(window(expr.selector, expr.range_ms, ts, data)[1])
+    if isinstance(expr, nodes.MatrixSelector | nodes.SubqueryExpr):
+        return Matrix(range_points(expr, ts, data)[2])
     if isinstance(expr, nodes.ParenExpr):
         return evaluate(expr.expr, ts, data)
     if isinstance(expr, nodes.UnaryExpr):
@@ -330,10 +370,8 @@ def _instant_function(expr: nodes.Call, ts: int, data: Data) -> Value:  # noqa: 
     if name == "histogram_quantile":
         return _unique(histogram_quantile(_scalar(args[0], ts, data), _vector(args[1], ts, data)))
     if name == "absent_over_time":
-        matrix = args[0]
-        assert isinstance(matrix, nodes.MatrixSelector)
-        found = window(matrix.selector, matrix.range_ms, ts, data)[1]
-        return [] if found else [Sample(absent_labels(matrix), 1.0)]
+        found = range_points(args[0], ts, data)[2]
+        return [] if found else [Sample(absent_labels(args[0]), 1.0)]
     if name in DATES:
         vector = _vector(args[0], ts, data) if args else [Sample((), ts / 1000)]
         return _unique(elementwise(DATES[name], vector))
@@ -374,18 +412,17 @@ def _instant_function(expr: nodes.Call, ts: int, data: Data) -> Value:  # noqa: 
 def _range_function(expr: nodes.Call, ts: int, data: Data) -> list[Sample]:
     function = RANGE_FUNCTIONS[expr.func]
     matrix = expr.args[function.matrix_arg]
-    assert isinstance(matrix, nodes.MatrixSelector)
     scalars = []
     for i, arg in enumerate(expr.args):
         if i != function.matrix_arg:
             value = evaluate(arg, ts, data)
             assert isinstance(value, float)
             scalars.append(value)
-    ref, series = window(matrix.selector, matrix.range_ms, ts, data)
+    ref, range_ms, series = range_points(matrix, ts, data)
     out = []
     for labels, points in series:
         try:
-            result = function.compute(points, ref, matrix.range_ms, ts, scalars)
+            result = function.compute(points, ref, range_ms, ts, scalars)
         except BadArgument as exc:
             raise EvaluationError(str(exc)) from None
         if result is not None:

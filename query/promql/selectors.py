@@ -45,6 +45,8 @@ class QueryTimes:
 class Data:
     times: QueryTimes
     selectors: dict[nodes.VectorSelector, SelectorData] = field(default_factory=dict)
+    # a subquery's inner value at each inner step, computed once for all outer steps
+    inner: dict[tuple[nodes.SubqueryExpr, int], object] = field(default_factory=dict)
 
 
 def _reference(selector: nodes.VectorSelector, ts: int, times: QueryTimes) -> int:
@@ -61,14 +63,21 @@ def _reference(selector: nodes.VectorSelector, ts: int, times: QueryTimes) -> in
     return base - selector.offset_ms
 
 
-def _selectors(expr: nodes.Expr) -> list[tuple[nodes.VectorSelector, int]]:
-    """Every selector of ``expr`` with how far before its reference time it reads."""
-    if isinstance(expr, nodes.VectorSelector):
-        return [(expr, LOOKBACK_MS)]
-    if isinstance(expr, nodes.MatrixSelector):
-        return [(expr.selector, expr.range_ms)]
+def _selectors(expr: nodes.Expr, back: int = 0, shift: int = 0
+               ) -> list[tuple[nodes.VectorSelector, int, int]]:
+    """Every selector of ``expr`` with how far before its reference time it reads, and how
+    far the subqueries around it move that time back (their ranges are in ``back``); a
+    selector with ``@`` is pinned, whatever subqueries surround it."""
+    if isinstance(expr, nodes.VectorSelector | nodes.MatrixSelector):
+        selector = expr if isinstance(expr, nodes.VectorSelector) else expr.selector
+        own = LOOKBACK_MS if isinstance(expr, nodes.VectorSelector) else expr.range_ms
+        if selector.at is not None:
+            return [(selector, own, 0)]
+        return [(selector, own + back, shift)]
+    if isinstance(expr, nodes.SubqueryExpr):
+        return _selectors(expr.expr, back + expr.range_ms, shift + expr.offset_ms)
     children: list[nodes.Expr] = []
-    if isinstance(expr, nodes.ParenExpr | nodes.UnaryExpr | nodes.SubqueryExpr):
+    if isinstance(expr, nodes.ParenExpr | nodes.UnaryExpr):
         children = [expr.expr]
     elif isinstance(expr, nodes.BinaryExpr):
         children = [expr.lhs, expr.rhs]
@@ -76,16 +85,17 @@ def _selectors(expr: nodes.Expr) -> list[tuple[nodes.VectorSelector, int]]:
         children = list(expr.args)
     elif isinstance(expr, nodes.AggregateExpr):
         children = [expr.expr] + ([expr.param] if expr.param is not None else [])
-    return [found for child in children for found in _selectors(child)]
+    return [found for child in children for found in _selectors(child, back, shift)]
 
 
 def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes) -> Data:
     """The samples every selector of ``expr`` needs for steps in ``[start, end]``."""
     data = Data(times)
-    reach: dict[nodes.VectorSelector, int] = {}
-    for selector, back in _selectors(expr):
-        reach[selector] = max(reach.get(selector, 0), back)
-    for selector, back in reach.items():
+    reach: dict[nodes.VectorSelector, tuple[int, int]] = {}
+    for selector, back, shift in _selectors(expr):
+        before, after = reach.get(selector, (back + shift, shift))
+        reach[selector] = (max(before, back + shift), min(after, shift))
+    for selector, (back, shift) in reach.items():
         assert store is not None, "a selector needs a store"
         store.check_served(selector.matchers)
         matched = store.select(selector.matchers)
@@ -93,7 +103,7 @@ def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes) -> Dat
         if delta:
             raise DeltaNotSupported(", ".join(delta))
         lo = _reference(selector, times.start, times) - back
-        hi = _reference(selector, times.end, times)
+        hi = _reference(selector, times.end, times) - shift
         samples = store.samples(matched, lo, hi)
         merged: dict[Labels, list[Samples]] = {}
         for s in sorted(matched, key=lambda s: s.series_id):

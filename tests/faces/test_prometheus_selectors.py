@@ -246,6 +246,14 @@ QUERIES = [
     "days_in_month(demo_batch_time)", "hour(demo_batch_time)", "minute(demo_batch_time)",
     "month(demo_batch_time)", "year(demo_batch_time)", "hour()",
     "time() - timestamp(demo_gauge)", "vector(scalar(demo_gauge{route=\"/b\"}))",
+    # subqueries (default step 1 m)
+    "max_over_time(rate(demo_requests_total[1m])[5m:30s])",
+    "avg_over_time(rate(demo_requests_total[1m])[2m:10s])",
+    "max_over_time(rate(demo_requests_total[1m])[5m:])", "count_over_time(vector(1)[5m:])",
+    "min_over_time(demo_gauge[10m:1m] offset 2m)", "sum_over_time(sum(demo_gauge)[3m:45s])",
+    "rate(demo_requests_total[5m:15s])", "absent_over_time(nosuch[5m:1m])",
+    "max_over_time(max_over_time(demo_gauge[2m:20s])[6m:1m])",
+    "quantile_over_time(0.5, demo_gauge[7m:23s])",
     # execution errors
     "topk(1e30, demo_gauge)", "bottomk(-1e20, demo_gauge)", 'count_values("~x", demo_gauge)',
     "demo_gauge + ignoring(route) demo_gauge",
@@ -311,7 +319,9 @@ def test_math_functions_answer_as_prometheus_to_the_last_bits(both: tuple[str, s
 
 def test_range_selectors_at_the_top_of_an_instant_query(both: tuple[str, str]) -> None:
     prometheus, ours = both
-    for query in ("demo_gauge[2m]", "demo_requests_total[5m] offset 1m"):
+    for query in ("demo_gauge[2m]", "demo_requests_total[5m] offset 1m",
+                  "rate(demo_requests_total[1m])[5m:1m]", "vector(time())[3m:1m] offset 30s",
+                  "demo_gauge[10m:3m]"):
         form = {"query": query, "time": str(T)}
         assert request(f"{ours}/api/v1/query", form) == request(
             f"{prometheus}/api/v1/query", form), query
