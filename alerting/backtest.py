@@ -16,6 +16,7 @@ import duckdb
 import yaml
 
 from otel_hms.common.times import rfc3339_ms
+from otel_hms.storage.store import StoreError, StoreLocked, open_read_only
 
 from .errors import BacktestError, RuleFileError
 from .evaluator import Query
@@ -66,13 +67,12 @@ def backtest(rules: RuleSet, query: Query, since: float, rule: str | None = None
             "evaluations": evaluations, "errors": errors}
 
 
-def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
+def open_backtest_source(path: str) -> duckdb.DuckDBPyConnection:
+    """The store file a backtest reads, or ``BacktestError`` saying why it cannot."""
     try:
-        con = duckdb.connect(path, read_only=True, config={"enable_external_access": False})
-    except duckdb.Error as exc:
-        if "lock" in str(exc).lower():
-            raise BacktestError(f"--db: {path} is held by a running server; leave out --db to "
-                                "backtest through its API (--api)") from None
-        raise BacktestError(f"--db: cannot open {path}: {str(exc).splitlines()[0]}") from None
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+        return open_read_only(path)
+    except StoreLocked:
+        raise BacktestError(f"--db: {path} is held by a running server; leave out --db to "
+                            "backtest through its API (--api)") from None
+    except StoreError as exc:
+        raise BacktestError(f"--db: cannot open {path}: {exc}") from None

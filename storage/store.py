@@ -69,6 +69,22 @@ def lock_configuration(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET lock_configuration = true")
 
 
+def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
+    """The store at ``path`` for reading only (external access off, UTC), for the tools that
+    read a file no server holds.  ``StoreLocked`` (with its holder when DuckDB names one) when
+    a process holds the file, ``StoreError`` with DuckDB's first line otherwise."""
+    try:
+        con = duckdb.connect(path, read_only=True, config={"enable_external_access": False})
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        holder = lock_holder(str(exc))
+        if holder is not None or "lock" in str(exc).lower():
+            raise StoreLocked(first, holder) from None
+        raise StoreError(first) from None
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
 def known_series_ids(con: duckdb.DuckDBPyConnection) -> set[int]:
     """Every series id already stored, so the writer inserts each series once."""
     rows = con.execute("SELECT series_id FROM series").fetchall()

@@ -53,36 +53,32 @@ def run(args: argparse.Namespace) -> int:
 def _offline(path: str, spec: ExportSpec) -> dict[str, Any]:
     from otel_hms.export.parquet import run_export
 
-    con = open_read_only(path)
+    con = open_export_source(path)
     try:
         return run_export(con, spec).as_json()
     finally:
         con.close()
 
 
-def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
+def open_export_source(path: str) -> duckdb.DuckDBPyConnection:
     """The store at ``path``, read-only and without file access, or a one-line reason."""
-    import duckdb
-
-    from otel_hms.storage.lock_holder import lock_holder
+    from otel_hms.storage.store import StoreError, StoreLocked, open_read_only
 
     if not os.path.isfile(path):
         raise ExportError(f"--db: no store file {path}; pass the file `otel-hms serve --db` "
                           "writes, or leave out --db to export through the server")
     try:
-        con = duckdb.connect(path, read_only=True, config={"enable_external_access": False})
-    except duckdb.Error as exc:
-        holder = lock_holder(str(exc))
+        con = open_read_only(path)
+    except StoreLocked as exc:
+        holder = exc.holder
         if holder is not None and not holder.is_serve:
             raise ExportError(f"--db: {path} is held by {holder}; stop it and export "
                               "again") from None
-        if holder is not None or "lock" in str(exc).lower():
-            pid = f" (pid {holder.pid})" if holder else ""
-            raise ExportError(f"--db: {path} is held by a running otel-hms serve{pid}; leave "
-                              "out --db to export through its API (--api HOST:PORT)") from None
-        raise ExportError(f"--db: {path} is not a usable DuckDB file: "
-                          f"{str(exc).splitlines()[0]}") from None
-    con.execute("SET TimeZone = 'UTC'")
+        pid = f" (pid {holder.pid})" if holder else ""
+        raise ExportError(f"--db: {path} is held by a running otel-hms serve{pid}; leave "
+                          "out --db to export through its API (--api HOST:PORT)") from None
+    except StoreError as exc:
+        raise ExportError(f"--db: {path} is not a usable DuckDB file: {exc}") from None
     found = con.execute("SELECT count(*) FROM duckdb_views() "
                         "WHERE view_name = 'otel_metrics_gauge'").fetchone()
     if not found or not found[0]:

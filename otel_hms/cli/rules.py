@@ -71,7 +71,7 @@ def _test(files: list[str]) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from otel_hms.alerting.backtest import backtest, open_read_only, parse_rules_text
+    from otel_hms.alerting.backtest import backtest, open_backtest_source, parse_rules_text
     from otel_hms.cli.sql import render
     from otel_hms.common.durations import parse_seconds
 
@@ -89,7 +89,7 @@ def _backtest(args: argparse.Namespace) -> int:
         from otel_hms.alerting.query import SqlQuery
 
         rules = parse_rules_text(text, args.file)
-        con = open_read_only(args.db)
+        con = open_backtest_source(args.db)
         try:
             result = backtest(rules, SqlQuery(con, 60.0, 100_000, replaying=True), since,
                               args.rule)
