@@ -189,6 +189,10 @@ _PROMETHEUS = {
         "summary": "a label's values, sorted (__name__: the metric names)", **_PROM_META}},
     "/prometheus/api/v1/query": {"get": _PROM_QUERY, "post": _PROM_QUERY},
     "/prometheus/api/v1/query_range": {"get": _PROM_RANGE, "post": _PROM_RANGE},
+    "/prometheus/api/v1/metadata": {"get": {
+        "summary": "each metric family's type, help and unit",
+        "parameters": [_param("metric", "one family"), _param("limit", "at most this many")],
+        "responses": _PROM_ANSWER}},
     "/prometheus/api/v1/status/buildinfo": {"get": {
         "summary": "version 2.42.0 (the PromQL dialect), revision = otel-hms's version",
         "responses": {"200": {"description": "build information"}, "401": _UNAUTHORIZED}}},

@@ -89,6 +89,8 @@ def prometheus_mount(store: PromStore, authorized: Callable[[Request], bool],
         Route("/api/v1/label/{name}/values", endpoint(
             lambda form, request: api.label_values(request.path_params["name"], form.values,
                                                    form.matches, store)), methods=["GET"]),
+        Route("/api/v1/metadata", endpoint(lambda form, _: api.metadata(form.values, store)),
+              methods=["GET"]),
         Route("/api/v1/status/buildinfo", endpoint(
             lambda form, _: api.buildinfo(__version__)), methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),

@@ -286,6 +286,30 @@ def label_values(name: str, form: Mapping[str, str], matches: Sequence[str],
     return _answer(compute)
 
 
+def metadata(form: Mapping[str, str], store: PromStore) -> Answer:
+    """``/api/v1/metadata``: ``metric`` (one family), ``limit`` (families); each family's
+    distinct type, help and unit, from the series table (2.42 answers only for its active
+    scrape targets; here every stored metric has them)."""
+    def compute() -> str:
+        limit = -1
+        if form.get("limit", ""):
+            if not re.fullmatch(r"[+-]?\d+", form["limit"]):
+                raise ApiError("bad_data", "limit must be a number")
+            limit = int(form["limit"])
+        families = store.metadata()
+        names = sorted(families) if not form.get("metric") else [
+            name for name in (form["metric"],) if name in families]
+        if limit >= 0:
+            names = names[:limit]
+        return "{" + ",".join(
+            fmt.json_string(name) + ":[" + ",".join(
+                '{"type":' + fmt.json_string(kind) + ',"help":' + fmt.json_string(help_)
+                + ',"unit":' + fmt.json_string(unit) + "}"
+                for kind, help_, unit in sorted(families[name])) + "]"
+            for name in names) + "}"
+    return _answer(compute)
+
+
 def buildinfo(revision: str) -> Answer:
     """``/api/v1/status/buildinfo``: version 2.42.0 (the dialect we speak) and no
     ``features`` key, from which Grafana concludes "Prometheus" (with one it assumes Mimir)."""
@@ -296,4 +320,4 @@ def buildinfo(revision: str) -> Answer:
 
 
 __all__ = ["Answer", "ApiError", "MAX_POINTS", "buildinfo", "failure", "instant_query",
-           "label_values", "labels", "range_query", "series", "success"]
+           "label_values", "labels", "metadata", "range_query", "series", "success"]

@@ -52,6 +52,18 @@ def metric_name(name: str, unit: str | None, kind: str, monotonic: bool | None) 
     return "_" + joined if joined[:1].isdigit() else joined
 
 
+def metadata_unit(prom_name: str, unit: str | None) -> str:
+    """The unit ``/api/v1/metadata`` gives: the unit's words (``seconds``,
+    ``meters_per_second``, ``ratio`` for ``1``) when the name carries them as OpenMetrics
+    asks (``x_seconds``, ``x_seconds_total``), else ``""``."""
+    main, per = _unit_suffixes(unit or "")
+    words = "_".join(w for w in (main.rstrip("_") if per else main, per) if w)
+    if (unit or "") == "1":
+        words = "ratio"
+    base = prom_name.removesuffix("_total")
+    return words if words and (base == words or base.endswith("_" + words)) else ""
+
+
 def label_name(key: str) -> str:
     """A label name for an attribute key: non-alphanumerics to ``_`` (runs collapsed), a
     leading digit prefixed ``key_``, a single leading ``_`` prefixed ``key``."""
@@ -84,4 +96,4 @@ def series_labels(name: str, attributes: Mapping[str, str],
     return {k: v for k, v in labels.items() if v != ""}
 
 
-__all__ = ["label_name", "metric_name", "series_labels"]
+__all__ = ["label_name", "metadata_unit", "metric_name", "series_labels"]

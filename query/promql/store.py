@@ -30,12 +30,16 @@ from otel_hms.storage.connection import Cursors
 
 from . import format as fmt
 from . import nodes
-from .labels import metric_name, series_labels
+from .labels import metadata_unit, metric_name, series_labels
 
 Labels = tuple[tuple[str, str], ...]
 NUMBER_KINDS = ("gauge", "sum")
 HISTOGRAM_PARTS = {"bucket": "_bucket", "sum": "_sum", "count": "_count"}
 _FAMILY_SUFFIXES = {"summary": ("", "_sum", "_count"), "exponential_histogram": ("",)}
+
+
+_TYPES = {"gauge": "gauge", "sum": "counter", "histogram": "histogram",
+          "exponential_histogram": "histogram", "summary": "summary"}
 
 
 class NotServedYet(Exception):
@@ -68,6 +72,7 @@ class PromStore:
         self._rows = -1
         self._series: list[PromSeries] = []
         self._unserved: list[PromSeries] = []
+        self._metadata: dict[str, set[tuple[str, str, str]]] = {}
         self._regex = duckdb.connect()
 
     def all_series(self) -> list[PromSeries]:
@@ -82,11 +87,14 @@ class PromStore:
         _, rows = fetch_all(self.con, """
             SELECT series_id, metric_type, metric_name, metric_unit, is_monotonic,
                    aggregation_temporality, map_entries(attributes) AS attributes,
-                   map_entries(resource_attributes) AS resource
+                   map_entries(resource_attributes) AS resource, metric_description
             FROM series ORDER BY series_id""", [], self.timeout)
-        self._series, self._unserved = [], []
-        for sid, kind, name, unit, monotonic, temporality, attrs, resource in rows:
+        self._series, self._unserved, self._metadata = [], [], {}
+        for sid, kind, name, unit, monotonic, temporality, attrs, resource, help_ in rows:
             prom = metric_name(name, unit, kind, monotonic)
+            self._metadata.setdefault(prom, set()).add(
+                (_TYPES[kind] if kind != "sum" or monotonic else "gauge", help_ or "",
+                 metadata_unit(prom, unit)))
             if kind in NUMBER_KINDS:
                 labels = series_labels(prom, _entries(attrs), _entries(resource))
                 self._series.append(PromSeries(int(sid), kind, temporality == 1 and kind == "sum",
@@ -102,6 +110,11 @@ class PromStore:
                 labels = series_labels(prom + suffix, _entries(attrs), _entries(resource))
                 self._unserved.append(PromSeries(int(sid), kind, False,
                                                  tuple(sorted(labels.items()))))
+
+    def metadata(self) -> dict[str, set[tuple[str, str, str]]]:
+        """Metric family name -> its distinct (type, help, unit)."""
+        self.all_series()
+        return self._metadata
 
     def select(self, matchers: tuple[nodes.Matcher, ...], histograms: bool = True
                ) -> list[PromSeries]:

@@ -24,6 +24,7 @@ def _load(server: ServerProcess) -> None:
     usage = gauge_metric("system.memory.usage", [
         number_point({"state": "used"}, 0, 10.0), number_point({"state": "free"}, 0, 5.0)])
     usage.unit = "By"
+    usage.description = "Memory in use, by state."
     served = sum_metric("http.server.requests", [
         number_point({"http.route": "/apply"}, 60, 3, start=-60),
         number_point({"http.route": "/pay"}, 60, 1, start=-60)])
@@ -79,6 +80,20 @@ def test_series_labels_and_values_under_prometheus_names(start_server: StartServ
         "gov/permits"]
     assert _data(server, "series", {"match[]": "up", **late}) == []
     assert _data(server, "label/job/values", {"limit": "1"}) == ["gov/permits"]
+    # metadata: type, help and unit per family, as the data source's editor shows them
+    assert _data(server, "metadata") == {
+        "http_server_requests_total": [{"type": "counter", "help": "", "unit": ""}],
+        "latency": [{"type": "histogram", "help": "", "unit": ""}],
+        "satisfaction_score_ratio": [{"type": "gauge", "help": "", "unit": "ratio"}],
+        "system_memory_usage_bytes": [
+            {"type": "gauge", "help": "", "unit": "bytes"},
+            {"type": "gauge", "help": "Memory in use, by state.", "unit": "bytes"}],
+    }
+    assert _data(server, "metadata", {"metric": "latency"}) == {
+        "latency": [{"type": "histogram", "help": "", "unit": ""}]}
+    assert _data(server, "metadata", {"limit": "1"}) == {
+        "http_server_requests_total": [{"type": "counter", "help": "", "unit": ""}]}
+    assert _data(server, "metadata", {"metric": "nosuch"}) == {}
 
 
 def test_refusals_as_prometheus(start_server: StartServer, tmp_path: Path) -> None:
@@ -99,6 +114,8 @@ def test_refusals_as_prometheus(start_server: StartServer, tmp_path: Path) -> No
             ("label/job/values", {"match[]": '{job=""}'}, "GET"),
             ("label/job/values", {"end": "nope"}, "GET"),
             ("series", {"match[]": "up", "start": "2", "end": "1"}, "GET"),
+            ("metadata", {"limit": "x"}, "GET"), ("metadata", {"limit": "0"}, "GET"),
+            ("metadata", {}, "GET"), ("metadata", {"metric": "up", "limit": "-1"}, "GET"),
         ]:
             ours = request(f"{server.api_url}/prometheus/api/v1/{path}", form, method)
             assert ours == request(f"{prometheus.url}/api/v1/{path}", form, method), (

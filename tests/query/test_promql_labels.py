@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_hms.query.promql.labels import label_name, metric_name, series_labels
+from otel_hms.query.promql.labels import label_name, metadata_unit, metric_name, series_labels
 
 
 @pytest.mark.parametrize(("name", "unit", "kind", "monotonic", "expected"), [
@@ -51,3 +51,14 @@ def test_job_and_instance_come_from_the_resource() -> None:
     assert series_labels("up", {"job": "mine"}, {}) == {"__name__": "up", "job": "mine"}
     assert series_labels("up", {}, {"service.name": "permits"}) == {
         "__name__": "up", "job": "permits"}
+
+
+@pytest.mark.parametrize(("name", "unit", "expected"), [
+    ("request_latency_seconds", "s", "seconds"), ("system_memory_usage_bytes", "By", "bytes"),
+    ("x_meters_per_second_total", "m/s", "meters_per_second"),
+    ("satisfaction_score_ratio", "1", "ratio"), ("http_server_requests_total", "{request}", ""),
+    ("queue_size", "{messages}", ""), ("dur_milliseconds_total", "ms", "milliseconds"),
+])
+def test_metadata_units_are_the_unit_words_the_name_ends_with(name: str, unit: str,
+                                                               expected: str) -> None:
+    assert metadata_unit(name, unit) == expected
