@@ -28,6 +28,7 @@ from .instant_functions import (
     round_to,
     sort,
 )
+from .label_functions import label_join, label_replace
 from .range_functions import RANGE_FUNCTIONS, BadArgument
 from .selectors import Data, QueryTimes, instant, window
 from .values import EvaluationError, Labels, Matrix, Sample, Value
@@ -35,13 +36,15 @@ from .values import EvaluationError, Labels, Matrix, Sample, Value
 DEFAULT_SUBQUERY_STEP_MS = 60_000  # Prometheus' default evaluation interval
 INSTANT_FUNCTIONS = frozenset({
     "vector", "time", "pi", "histogram_quantile", "round", "clamp", "clamp_min", "clamp_max",
-    "timestamp", "scalar", "sort", "sort_desc", "absent", *MATH, *DATES})
+    "timestamp", "scalar", "sort", "sort_desc", "absent", "label_replace", "label_join",
+    *MATH, *DATES})
 AGGREGATIONS = ("sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk",
                 "bottomk", "quantile", "count_values")
 SUPPORTED = ("number and string literals, selectors of gauges and cumulative sums (with "
              "offset and @), arithmetic, comparisons and set operators, every aggregation, "
              "vector(), time(), pi(), histogram_quantile() over classic buckets, the math, "
              "date, clamp and sort functions, round, timestamp, scalar, absent, "
+             "label_replace, label_join, "
              "absent_over_time, subqueries without @ and the functions of range vectors "
              "(rate, increase, "
              "delta, irate, idelta, the *_over_time ones, changes, "
@@ -384,6 +387,13 @@ def _instant_function(expr: nodes.Call, ts: int, data: Data) -> Value:  # noqa: 
                             for labels, _, t in instant(inner, ts, data)])
         return _unique(elementwise(lambda v: ts / 1000, _vector(inner, ts, data)))
     vector = _vector(args[0], ts, data)
+    if name in ("label_replace", "label_join"):
+        strings = [evaluate(arg, ts, data) for arg in args[1:]]
+        assert all(isinstance(text, str) for text in strings)
+        texts = [str(text) for text in strings]
+        if name == "label_replace":
+            return _unique(label_replace(vector, *texts))
+        return _unique(label_join(vector, texts[0], texts[1], texts[2:]))
     if name in MATH:
         return _unique(elementwise(MATH[name], vector))
     if name == "round":
