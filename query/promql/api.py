@@ -9,16 +9,19 @@ and times formatted by ``format``.  ``otel_hms.http.prometheus`` serves them.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+from otel_hms.query.deadline import QueryCancelled, QueryError, QueryTimedOut
 
 from . import format as fmt
 from . import nodes
 from .evaluate import EvaluationError, Matrix, Sample, Value, check_supported, evaluate
 from .params import MAX_TIME_MS, MIN_TIME_MS, ParamError, parse_duration, parse_time
 from .parse import ParseError, parse, parse_selector
-from .selectors import Data, DeltaNotSupported, QueryTimes, prepare
-from .store import NotServedYet, PromSeries, PromStore
+from .selectors import Data, DeltaNotSupported, QueryTimeout, QueryTimes, check_deadline, prepare
+from .store import NotServedYet, PromSeries, PromStore, TooManySamples
 
 STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503,
           "internal": 500, "unavailable": 503, "not_found": 404}
@@ -59,6 +62,12 @@ def _answer(compute: Callable[[], str]) -> Answer:
         return success(compute())
     except ApiError as error:
         return failure(error)
+    except QueryTimedOut:  # the store's SQL ran past the time limit
+        return failure(ApiError("timeout", TIMED_OUT))
+    except QueryCancelled as exc:
+        return failure(ApiError("canceled", str(exc)))
+    except QueryError as exc:
+        return failure(ApiError("internal", str(exc)))
 
 
 def _parse_query(form: Mapping[str, str], prefixed: bool = True) -> nodes.Expr:
@@ -71,12 +80,29 @@ def _parse_query(form: Mapping[str, str], prefixed: bool = True) -> nodes.Expr:
                ) from None
 
 
-def _timeout(form: Mapping[str, str]) -> None:
+DEFAULT_TIMEOUT_S = 120.0  # Prometheus' --query.timeout, where no store sets one
+
+
+def _timeout(form: Mapping[str, str], store: PromStore | None) -> float:
+    """The query's deadline (``time.monotonic()``): its ``timeout`` parameter, capped by the
+    API's time limit (``sql_timeout_seconds``)."""
+    limit = store.timeout if store is not None else DEFAULT_TIMEOUT_S
     if form.get("timeout", ""):
         try:
-            parse_duration(form["timeout"])
+            limit = min(limit, parse_duration(form["timeout"]) / 1e9)
         except ParamError as exc:
             raise _invalid("timeout", str(exc)) from None
+    return time.monotonic() + limit
+
+
+TIMED_OUT = "query timed out in expression evaluation"
+
+
+def _check(data: Data) -> None:
+    try:
+        check_deadline(data)
+    except QueryTimeout:
+        raise ApiError("timeout", TIMED_OUT) from None
 
 
 def _evaluate(expr: nodes.Expr, ts: int, data: Data) -> Value:
@@ -84,11 +110,17 @@ def _evaluate(expr: nodes.Expr, ts: int, data: Data) -> Value:
         return evaluate(expr, ts, data)
     except EvaluationError as exc:
         raise ApiError("execution", str(exc)) from None
+    except QueryTimeout:
+        raise ApiError("timeout", TIMED_OUT) from None
 
 
-def _prepare(expr: nodes.Expr, store: PromStore | None, start: int, end: int) -> Data:
+def _prepare(expr: nodes.Expr, store: PromStore | None, start: int, end: int,
+             deadline: float) -> Data:
     try:
-        return prepare(expr, store, QueryTimes(start, end))
+        return prepare(expr, store, QueryTimes(start, end), deadline)
+    except TooManySamples:
+        raise ApiError("execution", "query processing would load too many samples into "
+                       "memory in query execution") from None
     except DeltaNotSupported as exc:
         raise ApiError("execution", f"not supported yet: delta temporality ({exc}); "
                        "cumulative series and gauges are") from None
@@ -106,10 +138,10 @@ def instant_query(form: Mapping[str, str], now_ms: int, store: PromStore | None 
                 ts = parse_time(form["time"])
             except ParamError as exc:
                 raise _invalid("time", f"Invalid time value for 'time': {exc}") from None
-        _timeout(form)
+        deadline = _timeout(form, store)
         expr = _parse_query(form)
         _supported(expr)
-        value = _evaluate(expr, ts, _prepare(expr, store, ts, ts))
+        value = _evaluate(expr, ts, _prepare(expr, store, ts, ts, deadline))
         return _instant_json(value, ts)
     return _answer(compute)
 
@@ -159,7 +191,7 @@ def range_query(form: Mapping[str, str], store: PromStore | None = None) -> Answ
         if min((end - start) * 1_000_000, 2**63 - 1) // step_ns > MAX_POINTS:
             raise ApiError("bad_data", "exceeded maximum resolution of 11,000 points per "
                            "timeseries. Try decreasing the query resolution (?step=XX)")
-        _timeout(form)
+        deadline = _timeout(form, store)
         expr = _parse_query(form, prefixed=False)
         if expr.type not in ("scalar", "vector"):
             raise ApiError("bad_data", f'invalid expression type "{_TYPE_WORDS[expr.type]}" '
@@ -167,8 +199,12 @@ def range_query(form: Mapping[str, str], store: PromStore | None = None) -> Answ
         _supported(expr)
         step_ms = max(1, step_ns // 1_000_000)
         steps = range(start, end + 1, step_ms)
-        data = _prepare(expr, store, start, end)
-        return _matrix_json([(ts, _evaluate(expr, ts, data)) for ts in steps])
+        data = _prepare(expr, store, start, end, deadline)
+        values = []
+        for ts in steps:
+            _check(data)
+            values.append((ts, _evaluate(expr, ts, data)))
+        return _matrix_json(values)
     return _answer(compute)
 
 

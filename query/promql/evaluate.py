@@ -30,7 +30,7 @@ from .instant_functions import (
 )
 from .label_functions import label_join, label_replace
 from .range_functions import RANGE_FUNCTIONS, BadArgument
-from .selectors import Data, QueryTimes, instant, window
+from .selectors import Data, QueryTimes, check_deadline, instant, window
 from .values import EvaluationError, Labels, Matrix, Sample, Value
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000  # Prometheus' default evaluation interval
@@ -292,6 +292,7 @@ def range_points(expr: nodes.Expr, ts: int, data: Data
     first = -(-(ref - expr.range_ms) // step) * step
     found: dict[Labels, list[tuple[int, float]]] = {}
     for t in range(first, ref + 1, step):
+        check_deadline(data)
         key = (expr, t)
         if key not in data.inner:
             data.inner[key] = evaluate(expr.expr, t, data)

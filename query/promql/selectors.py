@@ -17,6 +17,8 @@ samples merged in time order (on equal times the higher series id wins).
 from __future__ import annotations
 
 import bisect
+import math
+import time
 from dataclasses import dataclass, field
 
 from . import nodes
@@ -41,12 +43,22 @@ class QueryTimes:
     end: int
 
 
+class QueryTimeout(Exception):
+    """The query ran past its deadline."""
+
+
 @dataclass
 class Data:
     times: QueryTimes
+    deadline: float = math.inf  # time.monotonic() by which the query must be done
     selectors: dict[nodes.VectorSelector, SelectorData] = field(default_factory=dict)
     # a subquery's inner value at each inner step, computed once for all outer steps
     inner: dict[tuple[nodes.SubqueryExpr, int], object] = field(default_factory=dict)
+
+
+def check_deadline(data: Data) -> None:
+    if time.monotonic() > data.deadline:
+        raise QueryTimeout()
 
 
 def _reference(selector: nodes.VectorSelector, ts: int, times: QueryTimes) -> int:
@@ -88,9 +100,12 @@ def _selectors(expr: nodes.Expr, back: int = 0, shift: int = 0
     return [found for child in children for found in _selectors(child, back, shift)]
 
 
-def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes) -> Data:
+def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes,
+            deadline: float = math.inf) -> Data:
     """The samples every selector of ``expr`` needs for steps in ``[start, end]``."""
-    data = Data(times)
+    data = Data(times, deadline)
+    if store is not None:
+        store.start_query()
     reach: dict[nodes.VectorSelector, tuple[int, int]] = {}
     for selector, back, shift in _selectors(expr):
         before, after = reach.get(selector, (back + shift, shift))
@@ -158,5 +173,5 @@ def window(selector: nodes.VectorSelector, range_ms: int, ts: int, data: Data
     return ref, out
 
 
-__all__ = ["Data", "DeltaNotSupported", "LOOKBACK_MS", "QueryTimes", "instant", "prepare",
-           "window"]
+__all__ = ["Data", "DeltaNotSupported", "LOOKBACK_MS", "QueryTimeout", "QueryTimes",
+           "check_deadline", "instant", "prepare", "window"]

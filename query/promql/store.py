@@ -42,6 +42,13 @@ _TYPES = {"gauge": "gauge", "sum": "counter", "histogram": "histogram",
           "exponential_histogram": "histogram", "summary": "summary"}
 
 
+MAX_SAMPLES = 5_000_000  # stored points one query may load (Prometheus' --query.max-samples)
+
+
+class TooManySamples(Exception):
+    """A query would load more than ``max_samples`` points."""
+
+
 class NotServedYet(Exception):
     """A selector matched series of a kind not served as Prometheus series yet."""
 
@@ -65,9 +72,11 @@ class Samples:
 class PromStore:
     """Prometheus series and samples over the store's read-only cursors."""
 
-    def __init__(self, con: Cursors, timeout: float) -> None:
+    def __init__(self, con: Cursors, timeout: float, max_samples: int = MAX_SAMPLES) -> None:
         self.con = con
         self.timeout = timeout
+        self.max_samples = max_samples
+        self.loaded = threading.local()  # points loaded by the query running on this thread
         self._lock = threading.Lock()
         self._rows = -1
         self._series: list[PromSeries] = []
@@ -189,6 +198,20 @@ class PromStore:
             GROUP BY series_id""", [ids, ids], self.timeout)
         return {int(sid): (int(lo), int(hi)) for sid, lo, hi in rows}
 
+    def start_query(self) -> None:
+        """Count the points the query now starting on this thread loads from zero."""
+        self.loaded.count = 0
+
+    def _point_rows(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Point rows, counted against ``max_samples`` for the whole query."""
+        done: int = getattr(self.loaded, "count", 0)
+        rows: list[tuple[Any, ...]] = fetch_all(self.con, sql, params, self.timeout,
+                                                max_rows=max(0, self.max_samples - done))[1]
+        self.loaded.count = done + len(rows)
+        if done + len(rows) > self.max_samples:
+            raise TooManySamples()
+        return rows
+
     def samples(self, series: list[PromSeries], lo_ms: int, hi_ms: int
                 ) -> dict[tuple[int, str], dict[str, Samples]]:
         """Each series' samples with ``lo_ms <= t <= hi_ms``, in time order, keyed by
@@ -202,14 +225,14 @@ class PromStore:
 
     def _histogram_samples(self, ids: list[int], lo_ms: int, hi_ms: int
                            ) -> dict[tuple[int, str], dict[str, Samples]]:
-        _, rows = fetch_all(self.con, """
+        rows = self._point_rows("""
             SELECT series_id, time_unix_nano // 1000000 AS t, count, sum, bucket_counts,
                    explicit_bounds, (flags & 1) <> 0 AS stale
             FROM points_histogram
             WHERE series_id IN (SELECT unnest(?::UBIGINT[])) AND time_unix_nano BETWEEN ? AND ?
             QUALIFY row_number() OVER (PARTITION BY series_id, time_unix_nano) = 1
             ORDER BY series_id, time_unix_nano""",
-            [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999], self.timeout)
+            [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999])
         out: dict[tuple[int, str], dict[str, Samples]] = {}
         for sid, t, count, total, counts, bounds, stale in rows:
             sid, t, stale = int(sid), int(t), bool(stale)
@@ -236,7 +259,7 @@ class PromStore:
             ids = [s.series_id for s in series if s.kind == kind]
             if not ids:
                 continue
-            _, rows = fetch_all(self.con, f"""
+            rows = self._point_rows(f"""
                 SELECT series_id, time_unix_nano // 1000000 AS t,
                        coalesce(value_int::DOUBLE, value) AS v, (flags & 1) <> 0 AS stale
                 FROM points_{kind}
@@ -244,7 +267,7 @@ class PromStore:
                   AND time_unix_nano BETWEEN ? AND ?
                 QUALIFY row_number() OVER (PARTITION BY series_id, time_unix_nano) = 1
                 ORDER BY series_id, time_unix_nano""",
-                [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999], self.timeout)
+                [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999])
             for sid, t, v, stale in rows:
                 _append(out[int(sid)], int(t), float("nan") if v is None else float(v),
                         bool(stale))
@@ -268,4 +291,5 @@ def _entries(entries: Any) -> dict[str, str]:
     return {str(e["key"]): str(e["value"]) for e in entries}
 
 
-__all__ = ["NotServedYet", "PromSeries", "PromStore", "Samples"]
+__all__ = ["MAX_SAMPLES", "NotServedYet", "PromSeries", "PromStore", "Samples",
+           "TooManySamples"]
