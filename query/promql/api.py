@@ -257,18 +257,27 @@ def _selectors(matches: Sequence[str], store: PromStore,
     return sets
 
 
-def _matching(store: PromStore, sets: list[tuple[nodes.Matcher, ...]], start: int,
-              end: int) -> list[PromSeries]:
-    if sets:
-        found: dict[int, PromSeries] = {}
-        for matchers in sets:
-            found.update((s.series_id, s) for s in store.select(matchers, histograms=False))
-        series = list(found.values())
-    else:
-        series = [s for s in store.all_series() if not s.part]
+def _label_sets(store: PromStore, sets: list[tuple[nodes.Matcher, ...]], start: int,
+                end: int) -> set[tuple[tuple[str, str], ...]]:
+    """The label sets of the series that any of ``sets`` selects (all without ``sets``)
+    with points in ``[start, end]``; a histogram's buckets once per ``le`` its points give."""
+    chosen: dict[tuple[int, str], tuple[PromSeries, list[tuple[nodes.Matcher, ...]]]] = {}
+    for matchers in sets or [()]:
+        for s in store.select(matchers) if sets else store.all_series():
+            chosen.setdefault((s.series_id, s.part), (s, []))[1].append(matchers)
+    series = [s for s, _ in chosen.values()]
     if (start, end) != (MIN_TIME_MS, MAX_TIME_MS):
         series = store.in_range(series, start, end)
-    return series
+    les = store.bucket_les([s for s in series if s.part == "bucket"], start, end)
+    found = set()
+    for s in series:
+        if s.part != "bucket":
+            found.add(s.labels)
+            continue
+        for le in les.get(s.series_id, ()):
+            if any(store.le_matches(m, le) for m in chosen[(s.series_id, s.part)][1]):
+                found.add(tuple(sorted((*s.labels, ("le", le)))))
+    return found
 
 
 def _limit(form: Mapping[str, str]) -> int | None:
@@ -290,7 +299,7 @@ def series(form: Mapping[str, str], matches: Sequence[str], store: PromStore) ->
         start = _time_or(form, "start", MIN_TIME_MS)
         end = _time_or(form, "end", MAX_TIME_MS)
         sets = _selectors(matches, store, param_prefix=True)
-        found = sorted({s.labels for s in _matching(store, sets, start, end)})
+        found = sorted(_label_sets(store, sets, start, end))
         return "[" + ",".join(fmt.json_labels(labels) for labels in found[:_limit(form)]) + "]"
     return _answer(compute)
 
@@ -301,7 +310,7 @@ def labels(form: Mapping[str, str], matches: Sequence[str], store: PromStore) ->
         start = _time_or(form, "start", MIN_TIME_MS)
         end = _time_or(form, "end", MAX_TIME_MS)
         sets = _selectors(matches, store, param_prefix=False)
-        names = {name for s in _matching(store, sets, start, end) for name, _ in s.labels}
+        names = {name for labels in _label_sets(store, sets, start, end) for name, _ in labels}
         return _string_list(sorted(names), _limit(form))
     return _answer(compute)
 
@@ -316,7 +325,7 @@ def label_values(name: str, form: Mapping[str, str], matches: Sequence[str],
         start = _time_or(form, "start", MIN_TIME_MS)
         end = _time_or(form, "end", MAX_TIME_MS)
         sets = _selectors(matches, store, param_prefix=False)
-        values = {v for s in _matching(store, sets, start, end) for k, v in s.labels
+        values = {v for labels in _label_sets(store, sets, start, end) for k, v in labels
                   if k == name}
         return _string_list(sorted(values), _limit(form))
     return _answer(compute)

@@ -9,9 +9,9 @@ what it answers must stay the same.
 Gauges and sums (cumulative; delta sums are listed but not evaluated yet) are Prometheus
 series, and each histogram (explicit buckets) the classic family ``x_bucket{le}`` (cumulative
 counts, ``le`` written as Go's ``FormatFloat 'f'``, ``+Inf`` = the count), ``x_sum`` and
-``x_count`` for queries; the metadata endpoints do not list histograms yet (their ``le``
-values need the points).  A selector that matches an exponential histogram's or a summary's
-family is refused with ``NotServedYet`` rather than answered without them.
+``x_count``; a bucket series' ``le`` values come from its points (``bucket_les``).  A
+selector that matches an exponential histogram's or a summary's family is refused with
+``NotServedYet`` rather than answered without them.
 Samples: ``(t_ms, value)`` sorted by time, duplicates (a retried export) once, a point
 flagged no-recorded-value as a stale marker (NaN with ``stale`` set).
 """
@@ -125,12 +125,11 @@ class PromStore:
         self.all_series()
         return self._metadata
 
-    def select(self, matchers: tuple[nodes.Matcher, ...], histograms: bool = True
-               ) -> list[PromSeries]:
+    def select(self, matchers: tuple[nodes.Matcher, ...]) -> list[PromSeries]:
         """The series every matcher matches (a missing label compares as ""); a bucket
         series matches whatever its ``le`` matchers say (``bucket_le`` applies them once
         its points give the ``le`` values)."""
-        found = [s for s in self.all_series() if histograms or not s.part]
+        found = self.all_series()
         buckets = [s for s in found if s.part == "bucket"]
         others = [s for s in found if s.part != "bucket"]
         return sorted(self._filter(others, matchers) + self._filter(
@@ -194,9 +193,34 @@ class PromStore:
                 SELECT series_id, time_unix_nano FROM points_gauge
                 WHERE series_id IN (SELECT unnest(?::UBIGINT[]))
                 UNION ALL SELECT series_id, time_unix_nano FROM points_sum
+                WHERE series_id IN (SELECT unnest(?::UBIGINT[]))
+                UNION ALL SELECT series_id, time_unix_nano FROM points_histogram
                 WHERE series_id IN (SELECT unnest(?::UBIGINT[])))
-            GROUP BY series_id""", [ids, ids], self.timeout)
+            GROUP BY series_id""", [ids, ids, ids], self.timeout)
         return {int(sid): (int(lo), int(hi)) for sid, lo, hi in rows}
+
+    def bucket_les(self, series: list[PromSeries], start_ms: int, end_ms: int
+                   ) -> dict[int, set[str]]:
+        """The ``le`` values each histogram's points in ``[start_ms, end_ms]`` give."""
+        ids = sorted({s.series_id for s in series})
+        if not ids:
+            return {}
+        lo, hi = _nanos(start_ms), _nanos(end_ms, 999_999)
+        _, rows = fetch_all(self.con, """
+            SELECT series_id, list(DISTINCT bound) FROM (
+                SELECT series_id, unnest(explicit_bounds) AS bound FROM points_histogram
+                WHERE series_id IN (SELECT unnest(?::UBIGINT[]))
+                  AND time_unix_nano BETWEEN ? AND ?)
+            GROUP BY series_id""", [ids, lo, hi], self.timeout)
+        found = {int(sid): {fmt.fixed(float(b)) for b in bounds} | {"+Inf"}
+                 for sid, bounds in rows}
+        _, counted = fetch_all(self.con, """
+            SELECT DISTINCT series_id FROM points_histogram
+            WHERE series_id IN (SELECT unnest(?::UBIGINT[])) AND time_unix_nano BETWEEN ? AND ?
+            """, [ids, lo, hi], self.timeout)
+        for (sid,) in counted:  # a histogram with no bounds still has its +Inf bucket
+            found.setdefault(int(sid), {"+Inf"})
+        return found
 
     def start_query(self) -> None:
         """Count the points the query now starting on this thread loads from zero."""
@@ -232,7 +256,7 @@ class PromStore:
             WHERE series_id IN (SELECT unnest(?::UBIGINT[])) AND time_unix_nano BETWEEN ? AND ?
             QUALIFY row_number() OVER (PARTITION BY series_id, time_unix_nano) = 1
             ORDER BY series_id, time_unix_nano""",
-            [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999])
+            [ids, _nanos(lo_ms), _nanos(hi_ms, 999_999)])
         out: dict[tuple[int, str], dict[str, Samples]] = {}
         for sid, t, count, total, counts, bounds, stale in rows:
             sid, t, stale = int(sid), int(t), bool(stale)
@@ -267,11 +291,17 @@ class PromStore:
                   AND time_unix_nano BETWEEN ? AND ?
                 QUALIFY row_number() OVER (PARTITION BY series_id, time_unix_nano) = 1
                 ORDER BY series_id, time_unix_nano""",
-                [ids, lo_ms * 1_000_000, hi_ms * 1_000_000 + 999_999])
+                [ids, _nanos(lo_ms), _nanos(hi_ms, 999_999)])
             for sid, t, v, stale in rows:
                 _append(out[int(sid)], int(t), float("nan") if v is None else float(v),
                         bool(stale))
         return out
+
+
+def _nanos(ms: int, extra: int = 0) -> int:
+    """Milliseconds as the store's nanoseconds, kept inside BIGINT (Grafana's exemplar probe
+    sends milliseconds where seconds belong: times 56,000 years ahead)."""
+    return max(-(2**63), min(2**63 - 1, ms * 1_000_000 + extra))
 
 
 def _append(samples: Samples, t: int, value: float, stale: bool) -> None:

@@ -64,10 +64,14 @@ def test_series_labels_and_values_under_prometheus_names(start_server: StartServ
     assert _data(server, "series", {"match[]": '{__name__=~"http_.*"}'}) == [
         {"__name__": "http_server_requests_total", "http_route": "/apply", **job},
         {"__name__": "http_server_requests_total", "http_route": "/pay", **job}]
-    # histograms are not Prometheus series yet: not listed rather than listed wrongly
     assert _data(server, "label/__name__/values") == [
-        "http_server_requests_total", "satisfaction_score_ratio", "system_memory_usage_bytes"]
-    assert _data(server, "labels") == ["__name__", "http_route", "instance", "job", "state"]
+        "http_server_requests_total", "latency_bucket", "latency_count", "latency_sum",
+        "satisfaction_score_ratio", "system_memory_usage_bytes"]
+    assert _data(server, "labels") == ["__name__", "http_route", "instance", "job", "le",
+                                       "state"]
+    assert _data(server, "series", {"match[]": 'latency_bucket{le!="+Inf"}'}) == [
+        {"__name__": "latency_bucket", **job, "le": "1"}]
+    assert _data(server, "label/le/values") == ["+Inf", "1"]
     assert _data(server, "labels", {"match[]": "satisfaction_score_ratio"}, "POST") == [
         "__name__", "instance", "job"]
     assert _data(server, "label/job/values") == ["gov/permits", "other"]

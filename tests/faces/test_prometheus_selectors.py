@@ -331,6 +331,22 @@ def test_math_functions_answer_as_prometheus_to_the_last_bits(both: tuple[str, s
         assert _close(json.loads(body), json.loads(expected)), query
 
 
+@pytest.mark.parametrize("match", [
+    "", "demo_latency_bucket", '{__name__=~"demo_.*"}', 'demo_latency_bucket{le=~"0.*"}',
+    'demo_gauge{route="/a"}', '{route=~"/[ab]", le!="+Inf"}', "nosuch"])
+def test_metadata_endpoints_answer_as_prometheus(both: tuple[str, str], match: str) -> None:
+    """Series, label names and values, histograms' buckets among them, over the same data."""
+    prometheus, ours = both
+    form = {"match[]": match} if match else {}
+    paths = ["labels", "label/__name__/values", "label/le/values", "label/route/values"]
+    if match:
+        paths.append("series")
+    for path in paths:
+        for method in ("GET", "POST") if path in ("series", "labels") else ("GET",):
+            expected = request(f"{prometheus}/api/v1/{path}", form, method)
+            assert request(f"{ours}/api/v1/{path}", form, method) == expected, (path, match)
+
+
 def test_range_selectors_at_the_top_of_an_instant_query(both: tuple[str, str]) -> None:
     prometheus, ours = both
     for query in ("demo_gauge[2m]", "demo_requests_total[5m] offset 1m",
