@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from otel_hms.common.env import expand_env
+from otel_hms.common.yaml_fields import NAME, Fields
 from otel_hms.common.yaml_file import YamlFileError, read_yaml
 
 from .errors import RuleFileError
-from .fields import NAME, Fields
 from .notifiers import option_problems
 from .rules import Group, NotifierConfig, RouteConfig, RuleSet, parse_group
 from .slo import collect_slos
@@ -66,11 +66,11 @@ def _document(doc: Any, source: str, problems: list[str]) -> RuleSet:
     """What is sound in one rules file's YAML document; its problems go to ``problems``."""
     if doc is None:
         return RuleSet(files=(source,))
-    f = Fields(doc, source, ("groups", "notifiers", "routes", "slos"), problems)
+    f = Fields(doc, source, ("groups", "notifiers", "routes", "slos"), problems, top=True)
     doc = expand_env(f.raw, source, problems)
     groups_raw = doc.get("groups") or []
     if not isinstance(groups_raw, list):
-        problems.append(f"{source}: groups: must be a list of groups")
+        f.fail("groups", "must be a list of groups")
         groups_raw = []
     parsed = [parse_group(g, i, source, problems) for i, g in enumerate(groups_raw)]
     groups = [g for g in parsed if g is not None]

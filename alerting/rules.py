@@ -15,9 +15,9 @@ from typing import Any
 
 import duckdb
 
+from otel_hms.common.yaml_fields import Fields, located
 from otel_hms.query.sql_guard import RefusedSql, check_tree, parse_tree
 
-from .fields import Fields, located
 from .templates import compile_error
 
 ON_NO_DATA = ("ok", "alerting", "keep_last", "nodata")

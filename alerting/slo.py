@@ -19,10 +19,10 @@ from typing import Any
 import duckdb
 
 from otel_hms.common.durations import format_duration
+from otel_hms.common.yaml_fields import Fields, located
 from otel_hms.storage.connection import Cursors
 
 from .errors import RuleFileError
-from .fields import Fields, located
 from .rules import Group, Rule, check_select
 
 # (alert suffix, severity, long window, short window, burn-rate factor)

@@ -40,7 +40,8 @@ def _assets() -> dict[str, bytes]:
 
 def read_dashboards(directory: str | None) -> dict[str, Any]:
     """The dashboards of ``directory`` as JSON, re-read per request so edits show on reload;
-    a file that has become invalid is reported in ``errors`` and the others still load."""
+    a file that has become invalid is reported in ``errors`` (one line per problem) and the
+    others still load."""
     if directory is None:
         return {"dashboards": [], "errors": []}
     dashboards: list[Dashboard] = []
@@ -48,12 +49,12 @@ def read_dashboards(directory: str | None) -> dict[str, Any]:
     try:
         paths = dashboard_files(directory)
     except DashboardError as exc:
-        return {"dashboards": [], "errors": [str(exc)]}
+        return {"dashboards": [], "errors": list(exc.problems)}
     for path in paths:
         try:
             dashboards.append(load_dashboard(path))
         except DashboardError as exc:
-            errors.append(str(exc))
+            errors.extend(exc.problems)
     return {"dashboards": [d.to_json() for d in dashboards], "errors": errors}
 
 

@@ -1,5 +1,6 @@
-"""Dashboard YAML files: the example loads, every mistake is one line naming file, panel and
-field; ``serve`` refuses a bad one; the page, its assets and ``GET /api/v1/dashboards``."""
+"""Dashboard YAML files: the example loads, every mistake of every file is found in one pass,
+each one line naming file, panel and field; ``serve`` refuses a bad one with all of them; the
+page, its assets and ``GET /api/v1/dashboards``."""
 
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ def write(tmp_path: Path, text: str, name: str = "permits.yaml") -> Path:
     return folder
 
 
-def error_of(tmp_path: Path, text: str) -> str:
+def problems_of(tmp_path: Path, text: str) -> tuple[str, ...]:
     with pytest.raises(DashboardError) as info:
         load_dashboards(write(tmp_path, text))
-    return str(info.value)
+    assert str(info.value) == "\n".join(info.value.problems)
+    return info.value.problems
 
 
 def test_a_dashboard_file_parses_into_panels(tmp_path: Path) -> None:
@@ -80,39 +82,101 @@ def test_the_example_permits_dashboard_loads() -> None:
         panels["Cases resolved within 48 h"].sql)
 
 
-@pytest.mark.parametrize(("text", "message"), [
+@pytest.mark.parametrize(("text", "problems"), [
     (GOOD.replace("color: red", "color: pink"),
-     "permits.yaml: panels[0] (p99 latency).thresholds[0].color: must be one of red, amber, "
-     "green, blue, grey (got 'pink')"),
+     ["permits.yaml: panels[0] (p99 latency).thresholds[0].color: must be one of red, amber, "
+      "green, blue, grey (got 'pink')"]),
     (GOOD.replace("agg: p99", "agg: median"),
-     "permits.yaml: panels[0] (p99 latency).agg: must be one of avg, sum, min, max, count, "
-     "last, rate, increase or pNN (p50, p90, p99) (got 'median')"),
+     ["permits.yaml: panels[0] (p99 latency).agg: must be one of avg, sum, min, max, count, "
+      "last, rate, increase or pNN (p50, p90, p99) (got 'median')"]),
     (GOOD.replace("    unit: s\n", "    units: s\n"),
-     "permits.yaml: panels[0] (p99 latency): unknown field 'units'; known fields: title, type, "
-     "metric, agg, by, where, step, sql, unit, decimals, thresholds, description"),
+     ["permits.yaml: panels[0] (p99 latency): unknown field 'units'; known fields: title, "
+      "type, metric, agg, by, where, step, sql, unit, decimals, thresholds, description"]),
     (GOOD.replace("range: 6h", "range: soon"),
-     "permits.yaml: range: must be a duration like 5m, 1h or 7d (got 'soon')"),
+     ["permits.yaml: range: must be a duration like 5m, 1h or 7d (got 'soon')"]),
     ("panels: [{title: x, metric: m}]\ntheme: dark\n",
-     "permits.yaml: unknown field 'theme'; known fields: title, description, range, panels"),
+     ["permits.yaml: unknown field 'theme'; known fields: title, description, range, panels"]),
     (GOOD.replace("    sql: SELECT 1 AS Value\n", "    sql: SELECT 1\n    metric: x\n"),
-     "permits.yaml: panels[1] (SLA): give either metric (with agg, by, where) or sql"),
+     ["permits.yaml: panels[1] (SLA): give either metric (with agg, by, where) or sql"]),
     (GOOD.replace("    sql: SELECT 1 AS Value\n", "    sql: SELECT 1\n    agg: avg\n"),
-     "permits.yaml: panels[1] (SLA).agg: only applies to metric panels; write it into the sql"),
+     ["permits.yaml: panels[1] (SLA).agg: only applies to metric panels; write it into the "
+      "sql"]),
     (GOOD.replace("{value: 2,", "{value: two,"),
-     "permits.yaml: panels[0] (p99 latency).thresholds[0].value: must be a number (got 'two')"),
+     ["permits.yaml: panels[0] (p99 latency).thresholds[0].value: must be a number (got "
+      "'two')"]),
     (GOOD.replace("type: stat", "type: pie"),
-     "permits.yaml: panels[1] (SLA).type: must be one of chart, stat (got 'pie')"),
+     ["permits.yaml: panels[1] (SLA).type: must be one of chart, stat (got 'pie')"]),
     (GOOD.replace("  - title: SLA\n", "  - titel: SLA\n"),
-     "permits.yaml: panels[1]: unknown field 'titel'; known fields: title, type, metric, agg, "
-     "by, where, step, sql, unit, decimals, thresholds, description"),
-    ("title: x\npanels: []\n", "permits.yaml: panels: must be a non-empty list of panels"),
-    ("title: [unclosed\n", "permits.yaml: not valid YAML at line 2: expected ',' or ']', but "
-     "got '<stream end>'"),
-    ("", "permits.yaml: is empty; a dashboard needs a title and panels"),
+     ["permits.yaml: panels[1]: unknown field 'titel'; known fields: title, type, metric, agg, "
+      "by, where, step, sql, unit, decimals, thresholds, description",
+      "permits.yaml: panels[1].title: is required"]),
+    ("title: x\npanels: []\n", ["permits.yaml: panels: must be a non-empty list of panels"]),
+    ("title: [unclosed\n", ["permits.yaml: not valid YAML at line 2: expected ',' or ']', but "
+                            "got '<stream end>'"]),
+    ("", ["permits.yaml: is empty; a dashboard needs a title and panels"]),
+    ("- title: x\n", ["permits.yaml: must be a mapping (got list)"]),
+    ("panels: [{title: x, metric: m}, 7]\n", ["permits.yaml: panels[1]: must be a mapping (got "
+                                              "int)"]),
 ])
 def test_every_mistake_is_one_line_naming_file_panel_and_field(tmp_path: Path, text: str,
-                                                                message: str) -> None:
-    assert error_of(tmp_path, text) == message
+                                                                problems: list[str]) -> None:
+    assert list(problems_of(tmp_path, text)) == problems
+
+
+BAD = """\
+title: Permits
+range: soon
+colour: blue
+panels:
+  - title: p99 latency
+    metric: request_latency_seconds
+    agg: median
+    by: [route]
+    decimals: 12
+    thresholds:
+      - {value: two, color: pink}
+      - {value: 3, colour: red}
+  - title: SLA
+    type: pie
+    sql: SELECT 1 AS Value
+    step: 5m
+  - type: stat
+"""
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    assert list(problems_of(tmp_path, BAD)) == [
+        "permits.yaml: unknown field 'colour'; known fields: title, description, range, panels",
+        "permits.yaml: range: must be a duration like 5m, 1h or 7d (got 'soon')",
+        "permits.yaml: panels[0] (p99 latency).agg: must be one of avg, sum, min, max, count, "
+        "last, rate, increase or pNN (p50, p90, p99) (got 'median')",
+        "permits.yaml: panels[0] (p99 latency).decimals: must be a whole number 0-10 (got 12)",
+        "permits.yaml: panels[0] (p99 latency).thresholds[0].value: must be a number (got "
+        "'two')",
+        "permits.yaml: panels[0] (p99 latency).thresholds[0].color: must be one of red, amber, "
+        "green, blue, grey (got 'pink')",
+        "permits.yaml: panels[0] (p99 latency).thresholds[1]: unknown field 'colour'; known "
+        "fields: value, color, label",
+        "permits.yaml: panels[1] (SLA).type: must be one of chart, stat (got 'pie')",
+        "permits.yaml: panels[1] (SLA).step: only applies to metric panels; write it into the "
+        "sql",
+        "permits.yaml: panels[2].title: is required",
+        "permits.yaml: panels[2]: give either metric (with agg, by, where) or sql",
+    ]
+
+
+def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
+    folder = write(tmp_path, GOOD.replace("color: red", "color: pink"))
+    (folder / "cases.yaml").write_text("title: [unclosed\n")
+    (folder / "permits.yml").write_text(GOOD)
+    (folder / "slo.yaml").write_text("title: x\n")
+    with pytest.raises(DashboardError) as info:
+        load_dashboards(folder)
+    assert info.value.problems == (
+        "cases.yaml: not valid YAML at line 2: expected ',' or ']', but got '<stream end>'",
+        "permits.yaml: panels[0] (p99 latency).thresholds[0].color: must be one of red, amber, "
+        "green, blue, grey (got 'pink')",
+        "slo.yaml: panels: must be a non-empty list of panels")
 
 
 def test_two_files_with_one_id_and_a_missing_directory_are_errors(tmp_path: Path) -> None:
@@ -125,8 +189,9 @@ def test_two_files_with_one_id_and_a_missing_directory_are_errors(tmp_path: Path
         load_dashboards(tmp_path / "nowhere")
 
 
-def test_serve_stops_on_a_bad_dashboard_with_one_line(tmp_path: Path) -> None:
-    folder = write(tmp_path, GOOD.replace("color: red", "color: pink"))
+def test_serve_stops_on_a_bad_dashboard_with_one_line_per_problem(tmp_path: Path) -> None:
+    folder = write(tmp_path, GOOD.replace("color: red", "color: pink")
+                   .replace("type: stat", "type: pie"))
     ports = [f"127.0.0.1:{free_port()}" for _ in range(3)]
     result = subprocess.run(
         [sys.executable, "-m", "otel_hms", "serve", "--db", str(tmp_path / "s.duckdb"),
@@ -134,7 +199,9 @@ def test_serve_stops_on_a_bad_dashboard_with_one_line(tmp_path: Path) -> None:
          "--dashboards", str(folder)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr == ("Error: permits.yaml: panels[0] (p99 latency).thresholds[0].color: "
-                             "must be one of red, amber, green, blue, grey (got 'pink')\n")
+                             "must be one of red, amber, green, blue, grey (got 'pink')\n"
+                             "Error: permits.yaml: panels[1] (SLA).type: must be one of chart, "
+                             "stat (got 'pie')\n")
 
 
 def get(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -176,10 +243,12 @@ def test_page_assets_and_dashboards_endpoint(start_server: StartServer, tmp_path
         {"value": 2.0, "color": "red", "label": "2 s"}]
 
     # Edited files show on the next request; a broken one is reported, the others still load.
-    (folder / "broken.yaml").write_text("title: x\n")
+    (folder / "broken.yaml").write_text("title: x\nrange: soon\n")
     listing = json.loads(get(base + "/api/v1/dashboards", "s3cret")[2])
     assert [d["id"] for d in listing["dashboards"]] == ["permits"]
-    assert listing["errors"] == ["broken.yaml: panels: must be a non-empty list of panels"]
+    assert listing["errors"] == ["broken.yaml: range: must be a duration like 5m, 1h or 7d "
+                                 "(got 'soon')",
+                                 "broken.yaml: panels: must be a non-empty list of panels"]
 
 
 def test_no_page_asset_loads_anything_from_elsewhere() -> None:

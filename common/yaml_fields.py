@@ -1,8 +1,10 @@
-"""Typed reads of one YAML mapping of a rules file that note every problem and go on.
+"""Typed reads of one mapping of a YAML file a person writes, noting every problem and going on.
 
-``otel-hms rules check`` reports every error of every file in one run, so a wrong field does
-not stop the parse: ``Fields`` appends ``<where>.<field>: <what is wrong>`` to the shared
-``problems`` list and hands back a default, and the caller drops whatever had problems.
+Rules files and dashboard files report every mistake of a file in one run, so a wrong field
+does not stop the parse: ``Fields`` appends ``<where>.<field>: <what is wrong>`` (or
+``<file>: <field>: …`` for the file's top mapping) to the shared ``problems`` list and hands
+back a default, and the caller drops whatever had problems.  ``where`` names the file and
+then the place, by name where it has one (``rules.yaml: group permits rule HighLatency``).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ def located(kind: str, raw: Any, key: str, index: str) -> str:
 
 class Fields:
     """One mapping at ``where``; ``whole`` is False when it was not a mapping at all (then
-    its fields are not reported one by one)."""
+    its fields are not reported one by one).  ``top`` is the file's own mapping: ``where`` is
+    then the file's name and a field's problem reads ``<file>: <field>: …``."""
 
     def __init__(self, raw: Any, where: str, allowed: Sequence[str],
-                 problems: list[str]) -> None:
-        self.where, self.problems = where, problems
+                 problems: list[str], top: bool = False) -> None:
+        self.where, self.problems, self.top = where, problems, top
         self.whole = isinstance(raw, dict)
         if not isinstance(raw, dict):
             problems.append(f"{where}: must be a mapping (got {type(raw).__name__})")
@@ -40,7 +43,20 @@ class Fields:
         self.raw: dict[Any, Any] = raw
 
     def fail(self, key: str, message: str) -> None:
-        self.problems.append(f"{self.where}.{key}: {message}")
+        self.problems.append(f"{self.where}{': ' if self.top else '.'}{key}: {message}")
+
+    def text(self, key: str, required: bool = False) -> str | None:
+        """A non-empty string, stripped; a number written bare is taken as its text."""
+        value = self.raw.get(key)
+        if value is None:
+            if required and self.whole:
+                self.fail(key, "is required")
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool) \
+                or not str(value).strip():
+            self.fail(key, f"must be a non-empty string (got {value!r})")
+            return None
+        return str(value).strip()
 
     def string(self, key: str, default: str | None = None, required: bool = False) -> str | None:
         value = self.raw.get(key, default)
