@@ -189,6 +189,13 @@ _PROMETHEUS = {
         "summary": "a label's values, sorted (__name__: the metric names)", **_PROM_META}},
     "/prometheus/api/v1/query": {"get": _PROM_QUERY, "post": _PROM_QUERY},
     "/prometheus/api/v1/query_range": {"get": _PROM_RANGE, "post": _PROM_RANGE},
+    "/prometheus/api/v1/query_exemplars": {
+        "get": {"summary": "the exemplars of the series the query's selectors match (gauges "
+                           "and sums so far)",
+                "parameters": [_param("query", "PromQL", True),
+                               _param("start", "seconds or RFC 3339"),
+                               _param("end", "seconds or RFC 3339")],
+                "responses": {**_PROM_ANSWER, "204": {"description": "no selector"}}}},
     "/prometheus/api/v1/metadata": {"get": {
         "summary": "each metric family's type, help and unit",
         "parameters": [_param("metric", "one family"), _param("limit", "at most this many")],

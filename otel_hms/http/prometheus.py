@@ -51,6 +51,8 @@ async def _form(request: Request) -> Form | Response:
 
 
 def _json(answer: api.Answer) -> Response:
+    if answer.status == 204:
+        return Response(status_code=204)
     return Response(answer.body, answer.status, media_type="application/json")
 
 
@@ -89,6 +91,8 @@ def prometheus_mount(store: PromStore, authorized: Callable[[Request], bool],
         Route("/api/v1/label/{name}/values", endpoint(
             lambda form, request: api.label_values(request.path_params["name"], form.values,
                                                    form.matches, store)), methods=["GET"]),
+        Route("/api/v1/query_exemplars", endpoint(
+            lambda form, _: api.query_exemplars(form.values, store)), methods=["GET", "POST"]),
         Route("/api/v1/metadata", endpoint(lambda form, _: api.metadata(form.values, store)),
               methods=["GET"]),
         Route("/api/v1/status/buildinfo", endpoint(

@@ -331,6 +331,71 @@ def label_values(name: str, form: Mapping[str, str], matches: Sequence[str],
     return _answer(compute)
 
 
+def _selectors_of(expr: nodes.Expr) -> list[nodes.VectorSelector]:
+    if isinstance(expr, nodes.VectorSelector):
+        return [expr]
+    if isinstance(expr, nodes.MatrixSelector):
+        return [expr.selector]
+    children: list[nodes.Expr] = []
+    if isinstance(expr, nodes.ParenExpr | nodes.UnaryExpr | nodes.SubqueryExpr):
+        children = [expr.expr]
+    elif isinstance(expr, nodes.BinaryExpr):
+        children = [expr.lhs, expr.rhs]
+    elif isinstance(expr, nodes.Call):
+        children = list(expr.args)
+    elif isinstance(expr, nodes.AggregateExpr):
+        children = [expr.expr] + ([expr.param] if expr.param is not None else [])
+    return [found for child in children for found in _selectors_of(child)]
+
+
+def query_exemplars(form: Mapping[str, str], store: PromStore) -> Answer:
+    """``/api/v1/query_exemplars``: ``query``, ``start``, ``end``; the exemplars of the
+    series every selector of the query matches, whatever functions surround them (204 with
+    no body when the query has no selector, as 2.42)."""
+    def compute() -> str | None:
+        start = _time_or(form, "start", MIN_TIME_MS)
+        end = _time_or(form, "end", MAX_TIME_MS)
+        if end < start:
+            raise ApiError("bad_data", "end timestamp must not be before start timestamp")
+        expr = _parse_query(form, prefixed=False)
+        selectors = _selectors_of(expr)
+        if not selectors:
+            return None
+        found: dict[int, PromSeries] = {}
+        for selector in selectors:
+            try:
+                store.check_served(selector.matchers)
+            except NotServedYet as exc:
+                raise ApiError("execution", f"not supported yet: exemplars of {exc}") from None
+            for s in store.select(selector.matchers):
+                if s.part:
+                    raise ApiError("execution", "not supported yet: exemplars of histograms ("
+                                   + dict(s.labels)["__name__"] + ")")
+                found[s.series_id] = s
+        exemplars = store.exemplars(list(found.values()), start, end)
+        parts = []
+        for s in sorted(found.values(), key=lambda s: s.labels):
+            if s.series_id not in exemplars:
+                continue
+            items = ",".join(
+                '{"labels":' + fmt.json_labels(tuple(sorted(labels.items())))
+                + ',"value":' + fmt.json_string(fmt.sample_value(value))
+                + ',"timestamp":' + fmt.sample_time(t) + "}"
+                for t, value, labels in exemplars[s.series_id])
+            parts.append('{"seriesLabels":' + fmt.json_labels(s.labels) + ',"exemplars":['
+                         + items + "]}")
+        return "[" + ",".join(parts) + "]"
+    try:
+        data = compute()
+    except ApiError as error:
+        return failure(error)
+    except QueryTimedOut:
+        return failure(ApiError("timeout", TIMED_OUT))
+    except QueryError as exc:
+        return failure(ApiError("internal", str(exc)))
+    return Answer(204, b"") if data is None else success(data)
+
+
 def metadata(form: Mapping[str, str], store: PromStore) -> Answer:
     """``/api/v1/metadata``: ``metric`` (one family), ``limit`` (families); each family's
     distinct type, help and unit, from the series table (2.42 answers only for its active
@@ -365,4 +430,5 @@ def buildinfo(revision: str) -> Answer:
 
 
 __all__ = ["Answer", "ApiError", "MAX_POINTS", "buildinfo", "failure", "instant_query",
-           "label_values", "labels", "metadata", "range_query", "series", "success"]
+           "label_values", "labels", "metadata", "query_exemplars", "range_query", "series",
+           "success"]

@@ -30,7 +30,7 @@ from otel_hms.storage.connection import Cursors
 
 from . import format as fmt
 from . import nodes
-from .labels import metadata_unit, metric_name, series_labels
+from .labels import label_name, metadata_unit, metric_name, series_labels
 
 Labels = tuple[tuple[str, str], ...]
 NUMBER_KINDS = ("gauge", "sum")
@@ -222,6 +222,35 @@ class PromStore:
             found.setdefault(int(sid), {"+Inf"})
         return found
 
+    def exemplars(self, series: list[PromSeries], start_ms: int, end_ms: int
+                  ) -> dict[int, list[tuple[int, float, dict[str, str]]]]:
+        """Each gauge or sum series' exemplars with times in ``[start_ms, end_ms]``: (time
+        ms, value, labels: ``trace_id``, ``span_id`` and the filtered attributes)."""
+        out: dict[int, list[tuple[int, float, dict[str, str]]]] = {}
+        lo, hi = _nanos(start_ms), _nanos(end_ms, 999_999)
+        for kind in NUMBER_KINDS:
+            ids = [s.series_id for s in series if s.kind == kind and not s.part]
+            if not ids:
+                continue
+            rows = self._point_rows(f"""
+                SELECT series_id, e.time_unix_nano // 1000000,
+                       coalesce(e.value_int::DOUBLE, e.value), e.trace_id, e.span_id,
+                       e.filtered_attributes
+                FROM (SELECT series_id, unnest(exemplars) AS e FROM points_{kind}
+                      WHERE series_id IN (SELECT unnest(?::UBIGINT[])) AND len(exemplars) > 0)
+                WHERE e.time_unix_nano BETWEEN ? AND ?
+                ORDER BY series_id, e.time_unix_nano""", [ids, lo, hi])
+            for sid, t, value, trace, span, attributes in rows:
+                labels = {label_name(k): _typed_text(v)
+                          for k, v in (json.loads(attributes) if attributes else {}).items()}
+                if trace:
+                    labels["trace_id"] = trace
+                if span:
+                    labels["span_id"] = span
+                out.setdefault(int(sid), []).append(
+                    (int(t), float("nan") if value is None else float(value), labels))
+        return out
+
     def start_query(self) -> None:
         """Count the points the query now starting on this thread loads from zero."""
         self.loaded.count = 0
@@ -296,6 +325,20 @@ class PromStore:
                 _append(out[int(sid)], int(t), float("nan") if v is None else float(v),
                         bool(stale))
         return out
+
+
+def _typed_text(value: Any) -> str:
+    """The string form of an attribute value stored as OTLP/JSON (``{"stringValue": "a"}``,
+    ``{"intValue": 5}``, ``{"boolValue": true}``)."""
+    if isinstance(value, dict) and len(value) == 1:
+        kind, inner = next(iter(value.items()))
+        if kind == "stringValue":
+            return str(inner)
+        if kind == "boolValue":
+            return "true" if inner else "false"
+        if kind in ("intValue", "doubleValue", "bytesValue"):
+            return str(inner)
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def _nanos(ms: int, extra: int = 0) -> int:

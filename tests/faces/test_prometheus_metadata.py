@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
 from conftest import ServerProcess, StartServer
 from metric_builders import (
     T0_S,
+    at,
+    attributes,
     gauge_metric,
     histogram_metric,
     histogram_point,
@@ -124,5 +128,38 @@ def test_refusals_as_prometheus(start_server: StartServer, tmp_path: Path) -> No
             ours = request(f"{server.api_url}/prometheus/api/v1/{path}", form, method)
             assert ours == request(f"{prometheus.url}/api/v1/{path}", form, method), (
                 path, form)
+    finally:
+        prometheus.stop()
+
+
+def test_query_exemplars(start_server: StartServer, tmp_path: Path) -> None:
+    """Exemplars of the series the query's selectors match, whatever surrounds them; the
+    refusals and the answers without data byte for byte as a real Prometheus 2.42's."""
+    server = start_server()
+    point = number_point({"route": "/a"}, 10, 3.0)
+    point.exemplars.append(metrics_pb2.Exemplar(
+        filtered_attributes=attributes({"user.id": "u1", "n": "5"}), time_unix_nano=at(9.5),
+        as_double=2.25, span_id=bytes.fromhex("0102030405060708"),
+        trace_id=bytes.fromhex("000102030405060708090a0b0c0d0e0f")))
+    served = sum_metric("served_total", [point, number_point({"route": "/b"}, 10, 1.0)])
+    server.export(otlp_request(served, service="s"))
+    base = f"{server.api_url}/prometheus/api/v1/query_exemplars"
+    expected = (
+        b'{"status":"success","data":[{"seriesLabels":{"__name__":"served_total","job":"s",'
+        b'"route":"/a"},"exemplars":[{"labels":{"n":"5","span_id":"0102030405060708",'
+        b'"trace_id":"000102030405060708090a0b0c0d0e0f","user_id":"u1"},"value":"2.25",'
+        b'"timestamp":' + f"{T0_S + 9}.500".encode() + b"}]}]}")
+    for query in ("served_total", "sum(rate(served_total[5m])) + on() group_left vector(0)"):
+        assert request(base, {"query": query, "start": str(T0_S),
+                              "end": str(T0_S + 60)}) == (200, expected), query
+    assert request(base, {"query": "served_total", "start": str(T0_S + 10)}) == (
+        200, b'{"status":"success","data":[]}')
+    prometheus = PrometheusProcess(tmp_path)
+    try:
+        for form in [{"query": "1"}, {}, {"query": "up", "start": "2", "end": "1"},
+                     {"query": "up{"}, {"query": "up", "start": "x"},
+                     {"query": "test", "start": "1796418425123", "end": "1796418425123"}]:
+            assert request(base, form, "GET") == request(
+                f"{prometheus.url}/api/v1/query_exemplars", form, "GET"), form
     finally:
         prometheus.stop()
