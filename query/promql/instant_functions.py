@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 
 from . import nodes
+from .binary import drop_name
 from .values import Labels, Sample
 
 
@@ -99,10 +100,6 @@ def go_min(a: float, b: float) -> float:
     return min(a, b)
 
 
-def drop_name(labels: Labels) -> Labels:
-    return tuple((k, v) for k, v in labels if k != "__name__")
-
-
 def elementwise(f: Callable[[float], float], vector: list[Sample]) -> list[Sample]:
     return [Sample(drop_name(s.labels), f(s.value)) for s in vector]
 
@@ -150,5 +147,5 @@ DATES: dict[str, Callable[[float], float]] = {
     "month": _date(lambda d: d.month), "year": _date(lambda d: d.year),
 }
 
-__all__ = ["DATES", "MATH", "absent_labels", "drop_name", "elementwise", "go_max", "go_min",
+__all__ = ["DATES", "MATH", "absent_labels", "elementwise", "go_max", "go_min",
            "round_to", "sgn", "sort"]
