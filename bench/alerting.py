@@ -39,15 +39,11 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from store_fill import fill_store
+from workload import kv
 
 SERIES_PER_RULE = 5
 GROUP_SIZE = 50
-
-
-def kv(key: str, value: str) -> KeyValue:
-    return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
 def slice_request(rules: int, t_ns: list[int], value: float = 10.0,

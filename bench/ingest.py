@@ -41,93 +41,22 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import product
 from pathlib import Path
 from typing import Any
+
+from workload import HIST_BOUNDS, INGEST_METRICS, INTERVAL_S, NAMESPACE, REPLICAS, SERVICES, kv
 
 HOST = "127.0.0.1"
 EXPORT_METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 VM_IMPORT_PATH = "/api/v1/import/prometheus"
-INTERVAL_S = 10  # one point per series every 10 s, as a periodic reader exports
 MIN_BATCH, MAX_BATCH = 1_000, 8_192  # the Collector batch processor's default send size
-HIST_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 CLIENT_TIMEOUT_S = 60.0  # per call
 MAX_RETRIES = 50  # per request, on UNAVAILABLE / 429 / 503 (the sender's retry loop)
 RUN_TIMEOUT_S = 900.0  # whole timed phase of one run
 GZIP = True  # --compression; set before the client processes fork
 CLIENT_GZIP = False  # --client-gzip: grpcio compresses each message during the run
 
-# -- the workload -----------------------------------------------------------------------------
-
-METHODS = ("GET", "POST", "PUT", "DELETE")
-ROUTES = (
-    "/", "/api/v1/cart", "/api/v1/cart/{id}", "/api/v1/cart/{id}/items", "/api/v1/checkout",
-    "/api/v1/orders", "/api/v1/orders/{id}", "/api/v1/payments", "/api/v1/payments/{id}",
-    "/api/v1/products", "/api/v1/products/{id}", "/api/v1/search", "/api/v1/users/{id}",
-    "/api/v1/users/{id}/addresses", "/healthz", "/metrics",
-)
-HTTP_SCOPE = ("io.opentelemetry.instrumentation.http", "2.10.0")
-DB_SCOPE = ("io.opentelemetry.instrumentation.jdbc", "2.10.0")
-HOST_SCOPE = ("github.com/open-telemetry/opentelemetry-collector-contrib/receiver/"
-              "hostmetricsreceiver/internal/scraper/cpuscraper", "0.115.0")
-KAFKA_SCOPE = ("io.opentelemetry.instrumentation.kafka-clients", "2.10.0")
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One instrument; every point carries exactly the four attributes of ``dims``."""
-
-    name: str
-    kind: str  # "sum", "gauge" or "histogram"
-    unit: str
-    description: str
-    scope: tuple[str, str]
-    dims: tuple[tuple[str, tuple[str | int, ...]], ...]
-    monotonic: bool = False
-    is_int: bool = False
-
-    @property
-    def combos(self) -> list[tuple[str | int, ...]]:
-        return list(product(*(values for _, values in self.dims)))
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("http.server.request.count", "sum", "{request}", "HTTP requests served.",
-               HTTP_SCOPE, (("http.request.method", METHODS), ("http.route", ROUTES),
-                            ("http.response.status_code", (200, 201, 404, 500)),
-                            ("network.protocol.version", ("1.1", "2"))),
-               monotonic=True, is_int=True),
-    MetricSpec("http.server.active_requests", "sum", "{request}", "In-flight HTTP requests.",
-               HTTP_SCOPE, (("http.request.method", METHODS), ("http.route", ROUTES),
-                            ("url.scheme", ("http", "https")), ("server.port", (8080, 8443))),
-               is_int=True),
-    MetricSpec("http.server.request.duration", "histogram", "s", "HTTP request duration.",
-               HTTP_SCOPE, (("http.request.method", METHODS), ("http.route", ROUTES),
-                            ("http.response.status_code", (200, 404, 500)),
-                            ("network.protocol.version", ("1.1",)))),
-    MetricSpec("db.client.connection.count", "gauge", "{connection}",
-               "Connections in the pool by state.", DB_SCOPE,
-               (("db.client.connection.state", ("idle", "used")),
-                ("db.client.connection.pool.name", tuple(f"pool-{i}" for i in range(16))),
-                ("db.system.name", ("postgresql", "redis")),
-                ("server.address", tuple(f"db-{i}.internal" for i in range(4)))),
-               is_int=True),
-    MetricSpec("system.cpu.utilization", "gauge", "1", "CPU time fraction by mode.",
-               HOST_SCOPE, (("cpu.mode", ("user", "system", "idle", "iowait", "irq",
-                                          "softirq", "steal", "nice")),
-                            ("cpu.logical_number", tuple(range(8))),
-                            ("cpu.socket", (0, 1)), ("host.cpu.vendor.id", ("AuthenticAMD",)))),
-    MetricSpec("messaging.kafka.consumer.lag", "gauge", "{message}", "Consumer lag.",
-               KAFKA_SCOPE, (("messaging.system", ("kafka",)),
-                             ("messaging.destination.name",
-                              tuple(f"orders.events.v{i}" for i in range(32))),
-                             ("messaging.destination.partition.id", tuple(map(str, range(8)))),
-                             ("messaging.consumer.group.name", ("billing", "shipping"))),
-               is_int=True),
-)
-SERVICES = ("checkout", "cart", "payment", "catalog")
-REPLICAS = 2
-
+# -- the workload: bench/workload.py's INGEST_METRICS, cut into batches -----------------------
 
 def _resources() -> list[dict[str, str | int]]:
     """One resource per service instance, with the attributes an SDK plus k8sattributes add."""
@@ -136,13 +65,13 @@ def _resources() -> list[dict[str, str | int]]:
         for r in range(REPLICAS):
             pod = f"{svc}-7d9f8b6c5-{'abcdefgh'[r]}x{s}q{r}"
             out.append({
-                "service.name": svc, "service.namespace": "shop", "service.version": "1.42.0",
+                "service.name": svc, "service.namespace": NAMESPACE, "service.version": "1.42.0",
                 "service.instance.id": f"{svc}-{r}-0f3c2a9e-5b1d-4e7a-9c8f-{s:04d}{r:08d}",
                 "deployment.environment.name": "production", "host.name": f"node-{s}{r}",
                 "host.arch": "amd64", "os.type": "linux", "process.pid": 1 + s * 10 + r,
                 "process.runtime.name": "OpenJDK Runtime Environment",
                 "telemetry.sdk.name": "opentelemetry", "telemetry.sdk.language": "java",
-                "telemetry.sdk.version": "1.44.1", "k8s.namespace.name": "shop",
+                "telemetry.sdk.version": "1.44.1", "k8s.namespace.name": NAMESPACE,
                 "k8s.pod.name": pod, "k8s.node.name": f"node-{s}{r}",
                 "cloud.region": "eu-west-1",
             })
@@ -168,7 +97,7 @@ def _layout() -> list[tuple[int, int, int]]:
     """(resource, metric, combo) of every series, in the order one collection emits them."""
     order: list[tuple[int, int, int]] = []
     for res in range(len(SERVICES) * REPLICAS):
-        for m, spec in enumerate(METRICS):
+        for m, spec in enumerate(INGEST_METRICS):
             order.extend((res, m, c) for c in range(len(spec.combos)))
     return order
 
@@ -199,13 +128,13 @@ def make_workload(points: int, seed: int) -> Workload:
     kinds = {"sum": 0, "gauge": 0, "histogram": 0}
     samples = 0
     for p in range(points):
-        kind = METRICS[layout[p % per_tick][1]].kind
+        kind = INGEST_METRICS[layout[p % per_tick][1]].kind
         kinds[kind] += 1
         samples += len(HIST_BOUNDS) + 3 if kind == "histogram" else 1
     ticks = -(-points // per_tick)
     vm_series = 0
     for _res, m, _c in layout[:min(points, per_tick)]:
-        vm_series += len(HIST_BOUNDS) + 3 if METRICS[m].kind == "histogram" else 1
+        vm_series += len(HIST_BOUNDS) + 3 if INGEST_METRICS[m].kind == "histogram" else 1
     # Ticks end two minutes ago: inside VictoriaMetrics' retention and past its query
     # latency offset, so a count query sees every sample.
     base_ns = (int(time.time()) - 120 - ticks * INTERVAL_S) * 10**9
@@ -219,14 +148,8 @@ _BUILD: dict[str, Any] = {}
 
 
 def _build_init() -> None:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.metrics.v1 import metrics_pb2
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-
-    def kv(key: str, value: str | int) -> KeyValue:
-        if isinstance(value, int):
-            return KeyValue(key=key, value=AnyValue(int_value=value))
-        return KeyValue(key=key, value=AnyValue(string_value=value))
 
     resources = _resources()
     _BUILD["resources"] = [
@@ -239,11 +162,11 @@ def _build_init() -> None:
     _BUILD["attr_points"] = [
         [point_type[spec.kind](attributes=[kv(k, v) for (k, _), v in zip(spec.dims, combo)]
                                ).SerializeToString() for combo in spec.combos]
-        for spec in METRICS]
+        for spec in INGEST_METRICS]
     # Prometheus side, as the Collector's prometheusremotewrite exporter names things: job
     # and instance from the resource, attribute names with dots as underscores.
     labels = []
-    for spec in METRICS:
+    for spec in INGEST_METRICS:
         keys = [re.sub(r"[^a-zA-Z0-9_]", "_", k) for k, _ in spec.dims]
         labels.append([",".join(f'{k}="{v}"' for k, v in zip(keys, combo))
                        for combo in spec.combos])
@@ -252,12 +175,6 @@ def _build_init() -> None:
         f'job="{r["service.namespace"]}/{r["service.name"]}",instance="{r["service.instance.id"]}"'
         for r in resources]
     _BUILD["layout"] = _layout()
-
-
-def _prom_name(spec: MetricSpec) -> str:
-    name = re.sub(r"[^a-zA-Z0-9_]", "_", spec.name)
-    name += {"s": "_seconds", "1": "_ratio"}.get(spec.unit, "")
-    return name + ("_total" if spec.monotonic else "")
 
 
 def _point_values(res: int, m: int, combo: int, tick: int) -> tuple[int, float, list[int]]:
@@ -292,7 +209,7 @@ def _build_request(args: tuple[int, int, int]) -> tuple[bytes, bytes, bytes]:
     for p in range(first, first + count):
         tick = p // per_tick
         res, m, combo = layout[p % per_tick]
-        spec = METRICS[m]
+        spec = INGEST_METRICS[m]
         t_ns = base_ns + tick * INTERVAL_S * 10**9
         if group != (tick, res):  # a new collection of one SDK: a new ResourceMetrics
             group, scope_key, current_metric = (tick, res), None, -1
@@ -316,7 +233,7 @@ def _build_request(args: tuple[int, int, int]) -> tuple[bytes, bytes, bytes]:
         dp = data.data_points.add()
         dp.MergeFromString(attr_points[m][combo])
         dp.time_unix_nano = t_ns
-        name, lbl = _prom_name(spec), f"{res_labels[res]},{labels[m][combo]}"
+        name, lbl = spec.prom, f"{res_labels[res]},{labels[m][combo]}"
         ts_ms = t_ns // 1_000_000
         if spec.kind == "histogram":
             dp.start_time_unix_nano = start_ns

@@ -39,7 +39,6 @@ from urllib.parse import urlencode
 
 from ingest import (
     HOST,
-    ROUTES,
     Service,
     find_vm,
     free_ports,
@@ -53,17 +52,8 @@ from ingest import (
     vm_version,
 )
 from ingest import _cpu as own_cpu
-from query_data import (
-    COUNTER,
-    DAY,
-    GAUGES,
-    HISTOGRAM,
-    HOUR,
-    MINUTE,
-    Workload,
-    build_otel_hms,
-    write_prom_data,
-)
+from query_data import Workload, build_otel_hms, write_prom_data
+from workload import DAY, HOUR, MINUTE, QUERY_COUNTER, QUERY_GAUGES, QUERY_HISTOGRAM, ROUTES
 
 QUERY_TIMEOUT_S = 600.0
 REL_TOL = 1e-9  # rates: the same integers divided the same way
@@ -192,27 +182,27 @@ def questions(work: Workload) -> list[Question]:
     """
     e = work.end
     routes = len(ROUTES)
-    counters = len(COUNTER.combos) * work.instances
+    counters = len(QUERY_COUNTER.combos) * work.instances
     return [
         Question(
             "a", "p99 by route, per minute, 24 h",
             f"histogram_quantile(0.99, sum by (le, http_route) "
-            f"(rate({HISTOGRAM.prom}_bucket[1m])))",
-            {"metric": HISTOGRAM.name, "range": "24h", "step": "1m", "agg": "p99",
+            f"(rate({QUERY_HISTOGRAM.prom}_bucket[1m])))",
+            {"metric": QUERY_HISTOGRAM.name, "range": "24h", "step": "1m", "agg": "p99",
              "by": "http.route", "end": str(e)},
             {"start": str(e - DAY), "end": str(e - MINUTE), "step": "60"},
             False, routes * DAY // MINUTE, QUANTILE_TOL),
         Question(
             "b", "rate per series, last 1 h",
-            f"rate({COUNTER.prom}[1h])",
-            {"metric": COUNTER.name, "range": "1h", "step": "1h", "agg": "rate",
+            f"rate({QUERY_COUNTER.prom}[1h])",
+            {"metric": QUERY_COUNTER.name, "range": "1h", "step": "1h", "agg": "rate",
              "end": str(e)},
             {"time": str(e - MINUTE)},
             True, counters, REL_TOL),
         Question(
             "c", f"rate by route, per hour, {work.days} days",
-            f"sum by (http_route) (rate({COUNTER.prom}[1h]))",
-            {"metric": COUNTER.name, "range": f"{work.days}d", "step": "1h", "agg": "rate",
+            f"sum by (http_route) (rate({QUERY_COUNTER.prom}[1h]))",
+            {"metric": QUERY_COUNTER.name, "range": f"{work.days}d", "step": "1h", "agg": "rate",
              "by": "http.route", "end": str(e)},
             {"start": str(e - work.days * DAY + HOUR - MINUTE), "end": str(e - MINUTE),
              "step": "3600"},
@@ -465,8 +455,8 @@ def count_samples(systems: list[System], work: Workload) -> None:
         if system.name == "otel-hms":
             continue
         held = 0
-        names = [COUNTER.prom, *(m.prom for m in GAUGES),
-                 *(f"{HISTOGRAM.prom}_{x}" for x in ("bucket", "sum", "count"))]
+        names = [QUERY_COUNTER.prom, *(m.prom for m in QUERY_GAUGES),
+                 *(f"{QUERY_HISTOGRAM.prom}_{x}" for x in ("bucket", "sum", "count"))]
         for name in names:  # one name at a time: count_over_time drops the name
             _, _, body = system.get("/api/v1/query", {
                 "query": f"sum(count_over_time({name}[{window}]))", "time": str(work.end)})

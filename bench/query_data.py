@@ -1,9 +1,10 @@
 """The query benchmark's data: who reports what when, as OTLP and as Prometheus text.
 
-One description of the workload (bench/README.md, "The data") feeds all three systems:
-``otlp_requests`` for otel-hms' decoder and writer, ``prom_lines`` for promtool's OpenMetrics
-file and VictoriaMetrics' import, so they cannot drift apart.  Values are integers computed
-from the series and the minute, so every answer can be checked exactly.
+One description of the workload (``workload.QUERY_METRICS``; bench/README.md, "The data")
+feeds all three systems: ``otlp_requests`` for otel-hms' decoder and writer, ``prom_lines``
+for promtool's OpenMetrics file and VictoriaMetrics' import, so they cannot drift apart.
+Values are integers computed from the series and the minute, so every answer can be checked
+exactly.
 """
 
 from __future__ import annotations
@@ -13,67 +14,37 @@ import http.client
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 from typing import Any
 
-from ingest import HOST, ROUTES
+from ingest import HOST
 from store_fill import fill_store
+from workload import (
+    DAY,
+    HIST_BOUNDS,
+    HOUR,
+    HTTP_SCOPE,
+    MINUTE,
+    NAMESPACE,
+    QUERY_COUNTER,
+    QUERY_HISTOGRAM,
+    QUERY_METRICS,
+    ROUTES,
+    SERVICES,
+    MetricSpec,
+    kv,
+)
 
-MINUTE, HOUR, DAY = 60, 3600, 86400
-HIST_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 # Observations per minute in each of the 15 buckets, before the per-route shift.
 HIST_WEIGHTS = (2, 4, 8, 16, 24, 30, 24, 16, 8, 4, 2, 1, 1, 0, 0)
-SERVICES = ("checkout", "cart", "payment", "catalog")
-METHODS = ("GET", "POST", "PUT", "DELETE")
+
+
+def kind_of(spec: MetricSpec) -> str:
+    """``counter`` (the monotonic sum), ``histogram`` or ``gauge``."""
+    return "counter" if spec.monotonic else spec.kind
 
 
 # -- the workload -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One instrument; ``kind`` is counter, histogram or gauge."""
-
-    name: str
-    prom: str  # the name the Collector's Prometheus exporters give it
-    kind: str
-    unit: str
-    dims: tuple[tuple[str, tuple[str | int, ...]], ...]
-    is_int: bool = True
-
-    @property
-    def combos(self) -> list[tuple[str | int, ...]]:
-        return list(product(*(values for _, values in self.dims)))
-
-
-COUNTER = MetricSpec(
-    "http.server.request.count", "http_server_request_count_total", "counter", "{request}",
-    (("http.route", ROUTES), ("http.request.method", METHODS),
-     ("http.response.status_code", (200, 201, 404, 500))))
-HISTOGRAM = MetricSpec(
-    "http.server.request.duration", "http_server_request_duration_seconds", "histogram", "s",
-    (("http.route", ROUTES), ("http.request.method", ("GET", "POST")),
-     ("http.response.status_code", (200, 500))))
-GAUGES = (
-    MetricSpec("system.cpu.utilization", "system_cpu_utilization_ratio", "gauge", "1",
-               (("cpu.mode", ("user", "system", "idle", "iowait", "irq", "softirq", "steal",
-                              "nice")), ("cpu.logical_number", tuple(range(8)))), is_int=False),
-    MetricSpec("db.client.connection.count", "db_client_connection_count", "gauge",
-               "{connection}", (("db.client.connection.state", ("idle", "used")),
-                                ("db.client.connection.pool.name",
-                                 tuple(f"pool-{i}" for i in range(16))),
-                                ("server.address", tuple(f"db-{i}.internal" for i in range(4))))),
-    MetricSpec("messaging.kafka.consumer.lag", "messaging_kafka_consumer_lag", "gauge",
-               "{message}", (("messaging.destination.name",
-                              tuple(f"orders.events.v{i}" for i in range(32))),
-                             ("messaging.destination.partition.id", tuple(map(str, range(8)))),
-                             ("messaging.consumer.group.name", ("billing", "shipping")))),
-    MetricSpec("http.server.active_requests", "http_server_active_requests", "gauge",
-               "{request}", (("http.route", ROUTES), ("http.request.method", METHODS),
-                             ("server.port", (8080, 8443, 9090, 9443)))),
-)
-METRICS = (COUNTER, HISTOGRAM, *GAUGES)
-
 
 @dataclass(frozen=True)
 class Series:
@@ -115,7 +86,7 @@ class Workload:
 
     def series(self) -> list[Series]:
         out: list[Series] = []
-        for metric in METRICS:
+        for metric in QUERY_METRICS:
             n = 0
             for inst in range(self.instances):
                 for combo in metric.combos:
@@ -132,7 +103,7 @@ class Workload:
 
     def counts(self) -> dict[str, int]:
         """Data points per kind, and the samples Prometheus stores for them."""
-        per_instance = {k: sum(len(m.combos) for m in METRICS if m.kind == k)
+        per_instance = {k: sum(len(m.combos) for m in QUERY_METRICS if kind_of(m) == k)
                         for k in ("counter", "histogram", "gauge")}
         gauge_t = ch_t = 0
         for _, gauges, ch in self.times():
@@ -177,18 +148,12 @@ def otlp_requests(work: Workload) -> Iterator[Any]:
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
         ExportMetricsServiceRequest,
     )
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.metrics.v1 import metrics_pb2
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-    def kv(key: str, value: str | int) -> KeyValue:
-        if isinstance(value, int):
-            return KeyValue(key=key, value=AnyValue(int_value=value))
-        return KeyValue(key=key, value=AnyValue(string_value=value))
-
     CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
     resources = [Resource(attributes=[
-        kv("service.name", svc), kv("service.namespace", "shop"),
+        kv("service.name", svc), kv("service.namespace", NAMESPACE),
         kv("service.instance.id", iid), kv("host.name", f"node-{n}")]).SerializeToString()
         for n, (svc, iid) in enumerate(work.instance_ids())]
     by_instance: dict[int, dict[str, list[tuple[Series, bytes]]]] = {}
@@ -206,13 +171,13 @@ def otlp_requests(work: Workload) -> Iterator[Any]:
             rm = request.resource_metrics.add()
             rm.resource.MergeFromString(resources[inst])
             sm = rm.scope_metrics.add()
-            sm.scope.name, sm.scope.version = "io.opentelemetry.instrumentation.http", "2.10.0"
-            for spec in METRICS:
+            sm.scope.name, sm.scope.version = HTTP_SCOPE
+            for spec in QUERY_METRICS:
                 if not (gauges if spec.kind == "gauge" else ch):
                     continue
                 metric = sm.metrics.add()
                 metric.name, metric.unit = spec.name, spec.unit
-                if spec.kind == "counter":
+                if kind_of(spec) == "counter":
                     metric.sum.aggregation_temporality = CUMULATIVE
                     metric.sum.is_monotonic = True
                     for s, attrs in metrics[spec.name]:
@@ -271,11 +236,11 @@ def prom_lines(work: Workload) -> Iterator[tuple[int, list[str]]]:
     prefixes: dict[str, list[tuple[Series, str]]] = {}
     for s in work.series():
         svc, iid = instances[s.instance]
-        labels = [f'job="shop/{svc}"', f'instance="{iid}"'] + [
+        labels = [f'job="{NAMESPACE}/{svc}"', f'instance="{iid}"'] + [
             f'{k.replace(".", "_")}="{v}"' for (k, _), v in zip(s.metric.dims, s.combo)]
-        prefixes.setdefault(s.metric.kind, []).append((s, ",".join(labels)))
+        prefixes.setdefault(kind_of(s.metric), []).append((s, ",".join(labels)))
     les = [f"{b:g}" for b in HIST_BOUNDS] + ["+Inf"]
-    name_c, name_h = COUNTER.prom, HISTOGRAM.prom
+    name_c, name_h = QUERY_COUNTER.prom, QUERY_HISTOGRAM.prom
     for t, gauges, ch in work.times():
         m = minute_of(work, t)
         lines: list[str] = []

@@ -27,35 +27,31 @@ from pathlib import Path
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from workload import NAMESPACE, SERVICES, kv
 
 PER_REQUEST = 5_000
-RESOURCE = {"service.name": "checkout", "service.namespace": "shop",
+RESOURCE = {"service.name": SERVICES[0], "service.namespace": NAMESPACE,
             "service.version": "1.24.3", "service.instance.id": "checkout-7d9f8-abcde",
             "host.name": "node-17", "host.arch": "amd64", "os.type": "linux",
             "process.pid": "4242", "telemetry.sdk.name": "opentelemetry",
-            "telemetry.sdk.language": "java", "k8s.namespace.name": "shop",
+            "telemetry.sdk.language": "java", "k8s.namespace.name": NAMESPACE,
             "cloud.region": "eu-west-1"}
-
-
-def _kv(key: str, value: str) -> KeyValue:
-    return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
 def _request(first: int, count: int, t: int) -> bytes:
     request = ExportMetricsServiceRequest()
     rm = request.resource_metrics.add()
-    rm.resource.attributes.extend(_kv(k, v) for k, v in RESOURCE.items())
+    rm.resource.attributes.extend(kv(k, v) for k, v in RESOURCE.items())
     metric = rm.scope_metrics.add().metrics.add()
     metric.name = "bench.series_memory"
     for i in range(first, first + count):
         dp = metric.gauge.data_points.add()
         dp.time_unix_nano = t
         dp.as_double = float(i)
-        dp.attributes.extend([_kv("http.route", f"/api/v1/items/{i % 97}"),
-                              _kv("http.request.method", "GET"),
-                              _kv("user.id", f"user-{i:09d}"),
-                              _kv("server.port", "8080")])
+        dp.attributes.extend([kv("http.route", f"/api/v1/items/{i % 97}"),
+                              kv("http.request.method", "GET"),
+                              kv("user.id", f"user-{i:09d}"),
+                              kv("server.port", "8080")])
     return request.SerializeToString()
 
 
