@@ -21,7 +21,7 @@ from .evaluate import EvaluationError, Matrix, Sample, Value, check_supported, e
 from .params import MAX_TIME_MS, MIN_TIME_MS, ParamError, parse_duration, parse_time
 from .parse import ParseError, parse, parse_selector
 from .selectors import Data, DeltaNotSupported, QueryTimeout, QueryTimes, check_deadline, prepare
-from .store import NotServedYet, PromSeries, PromStore, TooManySamples
+from .store import SPLIT_LABEL, NotServedYet, PromSeries, PromStore, TooManySamples
 
 STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503,
           "internal": 500, "unavailable": 503, "not_found": 404}
@@ -260,7 +260,8 @@ def _selectors(matches: Sequence[str], store: PromStore,
 def _label_sets(store: PromStore, sets: list[tuple[nodes.Matcher, ...]], start: int,
                 end: int) -> set[tuple[tuple[str, str], ...]]:
     """The label sets of the series that any of ``sets`` selects (all without ``sets``)
-    with points in ``[start, end]``; a histogram's buckets once per ``le`` its points give."""
+    with points in ``[start, end]``; a histogram's buckets once per ``le`` its points give,
+    a summary's quantiles once per ``quantile``."""
     chosen: dict[tuple[int, str], tuple[PromSeries, list[tuple[nodes.Matcher, ...]]]] = {}
     for matchers in sets or [()]:
         for s in store.select(matchers) if sets else store.all_series():
@@ -268,15 +269,17 @@ def _label_sets(store: PromStore, sets: list[tuple[nodes.Matcher, ...]], start: 
     series = [s for s, _ in chosen.values()]
     if (start, end) != (MIN_TIME_MS, MAX_TIME_MS):
         series = store.in_range(series, start, end)
-    les = store.bucket_les([s for s in series if s.part == "bucket"], start, end)
+    values = store.split_values([s for s in series if s.part in SPLIT_LABEL], start, end)
     found = set()
     for s in series:
-        if s.part != "bucket":
+        split = SPLIT_LABEL.get(s.part)
+        if split is None:
             found.add(s.labels)
             continue
-        for le in les.get(s.series_id, ()):
-            if any(store.le_matches(m, le) for m in chosen[(s.series_id, s.part)][1]):
-                found.add(tuple(sorted((*s.labels, ("le", le)))))
+        for value in values.get(s.series_id, ()):
+            if any(store.split_matches(m, split, value)
+                   for m in chosen[(s.series_id, s.part)][1]):
+                found.add(tuple(sorted((*s.labels, (split, value)))))
     return found
 
 
@@ -369,7 +372,7 @@ def query_exemplars(form: Mapping[str, str], store: PromStore) -> Answer:
                 raise ApiError("execution", f"not supported yet: exemplars of {exc}") from None
             for s in store.select(selector.matchers):
                 if s.part:
-                    raise ApiError("execution", "not supported yet: exemplars of histograms ("
+                    raise ApiError("execution", f"not supported yet: exemplars of {s.kind}s ("
                                    + dict(s.labels)["__name__"] + ")")
                 found[s.series_id] = s
         exemplars = store.exemplars(list(found.values()), start, end)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import nodes
-from .store import PromStore, Samples
+from .store import SPLIT_LABEL, PromStore, Samples
 
 LOOKBACK_MS = 300_000
 Labels = tuple[tuple[str, str], ...]
@@ -122,11 +122,12 @@ def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes,
         samples = store.samples(matched, lo, hi)
         merged: dict[Labels, list[Samples]] = {}
         for s in sorted(matched, key=lambda s: s.series_id):
-            for le, got in samples.get((s.series_id, s.part), {}).items():
-                if s.part != "bucket":
+            split = SPLIT_LABEL.get(s.part)
+            for value, got in samples.get((s.series_id, s.part), {}).items():
+                if split is None:
                     merged.setdefault(s.labels, []).append(got)
-                elif store.le_matches(selector.matchers, le):
-                    labels = tuple(sorted((*s.labels, ("le", le))))
+                elif store.split_matches(selector.matchers, split, value):
+                    labels = tuple(sorted((*s.labels, (split, value))))
                     merged.setdefault(labels, []).append(got)
         data.selectors[selector] = SelectorData(
             [(labels, _merge(parts)) for labels, parts in sorted(merged.items())])

@@ -7,11 +7,12 @@ DuckDB's RE2, Go's syntax.  The postings index of the design replaces the matchi
 what it answers must stay the same.
 
 Gauges and sums (cumulative; delta sums are listed but not evaluated yet) are Prometheus
-series, and each histogram (explicit buckets) the classic family ``x_bucket{le}`` (cumulative
+series, each histogram (explicit buckets) the classic family ``x_bucket{le}`` (cumulative
 counts, ``le`` written as Go's ``FormatFloat 'f'``, ``+Inf`` = the count), ``x_sum`` and
-``x_count``; a bucket series' ``le`` values come from its points (``bucket_les``).  A
-selector that matches an exponential histogram's or a summary's family is refused with
-``NotServedYet`` rather than answered without them.
+``x_count``, each summary ``x{quantile}``, ``x_sum`` and ``x_count``; the ``le`` and
+``quantile`` values come from the points (``split_values``).  A selector that matches an
+exponential histogram's family is refused with ``NotServedYet`` rather than answered
+without them.
 Samples: ``(t_ms, value)`` sorted by time, duplicates (a retried export) once, a point
 flagged no-recorded-value as a stale marker (NaN with ``stale`` set).
 """
@@ -34,8 +35,12 @@ from .labels import label_name, metadata_unit, metric_name, series_labels
 
 Labels = tuple[tuple[str, str], ...]
 NUMBER_KINDS = ("gauge", "sum")
-HISTOGRAM_PARTS = {"bucket": "_bucket", "sum": "_sum", "count": "_count"}
-_FAMILY_SUFFIXES = {"summary": ("", "_sum", "_count"), "exponential_histogram": ("",)}
+# The Prometheus series of one store series of these kinds: part -> name suffix.
+FAMILY_PARTS = {"histogram": {"bucket": "_bucket", "sum": "_sum", "count": "_count"},
+                "summary": {"quantile": "", "sum": "_sum", "count": "_count"}}
+# The label a part's points fan out into (a bucket per le, a quantile per quantile).
+SPLIT_LABEL = {"bucket": "le", "quantile": "quantile"}
+_FAMILY_SUFFIXES = {"exponential_histogram": ("",)}
 
 
 _TYPES = {"gauge": "gauge", "sum": "counter", "histogram": "histogram",
@@ -109,8 +114,8 @@ class PromStore:
                 self._series.append(PromSeries(int(sid), kind, temporality == 1 and kind == "sum",
                                                tuple(sorted(labels.items()))))
                 continue
-            if kind == "histogram":
-                for part, suffix in HISTOGRAM_PARTS.items():
+            if kind in FAMILY_PARTS:
+                for part, suffix in FAMILY_PARTS[kind].items():
                     labels = series_labels(prom + suffix, _entries(attrs), _entries(resource))
                     self._series.append(PromSeries(int(sid), kind, temporality == 1,
                                                    tuple(sorted(labels.items())), part))
@@ -130,13 +135,16 @@ class PromStore:
         series matches whatever its ``le`` matchers say (``bucket_le`` applies them once
         its points give the ``le`` values)."""
         found = self.all_series()
-        buckets = [s for s in found if s.part == "bucket"]
-        others = [s for s in found if s.part != "bucket"]
-        return sorted(self._filter(others, matchers) + self._filter(
-            buckets, tuple(m for m in matchers if m.name != "le")), key=lambda s: s.series_id)
+        chosen = self._filter([s for s in found if s.part not in SPLIT_LABEL], matchers)
+        for part, label in SPLIT_LABEL.items():
+            chosen += self._filter([s for s in found if s.part == part],
+                                   tuple(m for m in matchers if m.name != label))
+        return sorted(chosen, key=lambda s: s.series_id)
 
-    def le_matches(self, matchers: tuple[nodes.Matcher, ...], le: str) -> bool:
-        return all(self._matching_values(m, {le}) for m in matchers if m.name == "le")
+    def split_matches(self, matchers: tuple[nodes.Matcher, ...], label: str, value: str
+                      ) -> bool:
+        """Whether the matchers on ``label`` (``le``, ``quantile``) match ``value``."""
+        return all(self._matching_values(m, {value}) for m in matchers if m.name == label)
 
     def check_served(self, matchers: tuple[nodes.Matcher, ...]) -> None:
         """Raise ``NotServedYet`` naming the families of kinds not served yet that
@@ -195,13 +203,32 @@ class PromStore:
                 UNION ALL SELECT series_id, time_unix_nano FROM points_sum
                 WHERE series_id IN (SELECT unnest(?::UBIGINT[]))
                 UNION ALL SELECT series_id, time_unix_nano FROM points_histogram
+                WHERE series_id IN (SELECT unnest(?::UBIGINT[]))
+                UNION ALL SELECT series_id, time_unix_nano FROM points_summary
                 WHERE series_id IN (SELECT unnest(?::UBIGINT[])))
-            GROUP BY series_id""", [ids, ids, ids], self.timeout)
+            GROUP BY series_id""", [ids, ids, ids, ids], self.timeout)
         return {int(sid): (int(lo), int(hi)) for sid, lo, hi in rows}
 
-    def bucket_les(self, series: list[PromSeries], start_ms: int, end_ms: int
-                   ) -> dict[int, set[str]]:
-        """The ``le`` values each histogram's points in ``[start_ms, end_ms]`` give."""
+    def split_values(self, series: list[PromSeries], start_ms: int, end_ms: int
+                     ) -> dict[int, set[str]]:
+        """The ``le`` values each histogram's points in ``[start_ms, end_ms]`` give, and the
+        ``quantile`` values each summary's."""
+        found = self._bucket_les([s for s in series if s.kind == "histogram"], start_ms, end_ms)
+        ids = sorted({s.series_id for s in series if s.kind == "summary"})
+        if ids:
+            _, rows = fetch_all(self.con, """
+                SELECT series_id, list(DISTINCT q.quantile) FROM (
+                    SELECT series_id, unnest(quantile_values) AS q FROM points_summary
+                    WHERE series_id IN (SELECT unnest(?::UBIGINT[]))
+                      AND time_unix_nano BETWEEN ? AND ?)
+                GROUP BY series_id""", [ids, _nanos(start_ms), _nanos(end_ms, 999_999)],
+                self.timeout)
+            found.update({int(sid): {fmt.fixed(float(q)) for q in quantiles}
+                          for sid, quantiles in rows})
+        return found
+
+    def _bucket_les(self, series: list[PromSeries], start_ms: int, end_ms: int
+                    ) -> dict[int, set[str]]:
         ids = sorted({s.series_id for s in series})
         if not ids:
             return {}
@@ -271,9 +298,33 @@ class PromStore:
         (series id, part) and then ``le`` (``""`` but for buckets)."""
         numbers = self._number_samples([s for s in series if not s.part], lo_ms, hi_ms)
         out = {(sid, ""): {"": got} for sid, got in numbers.items()}
-        histograms = sorted({s.series_id for s in series if s.part})
+        histograms = sorted({s.series_id for s in series if s.kind == "histogram"})
         if histograms:
             out.update(self._histogram_samples(histograms, lo_ms, hi_ms))
+        summaries = sorted({s.series_id for s in series if s.kind == "summary"})
+        if summaries:
+            out.update(self._summary_samples(summaries, lo_ms, hi_ms))
+        return out
+
+    def _summary_samples(self, ids: list[int], lo_ms: int, hi_ms: int
+                         ) -> dict[tuple[int, str], dict[str, Samples]]:
+        rows = self._point_rows("""
+            SELECT series_id, time_unix_nano // 1000000 AS t, count, sum, quantile_values,
+                   (flags & 1) <> 0 AS stale
+            FROM points_summary
+            WHERE series_id IN (SELECT unnest(?::UBIGINT[])) AND time_unix_nano BETWEEN ? AND ?
+            QUALIFY row_number() OVER (PARTITION BY series_id, time_unix_nano) = 1
+            ORDER BY series_id, time_unix_nano""", [ids, _nanos(lo_ms), _nanos(hi_ms, 999_999)])
+        out: dict[tuple[int, str], dict[str, Samples]] = {}
+        for sid, t, count, total, quantiles, stale in rows:
+            parts = {"count": {"": float(count)}, "sum": {"": float(total)},
+                     "quantile": {fmt.fixed(float(q["quantile"])): float(q["value"])
+                                  for q in quantiles}}
+            for part, by_label in parts.items():
+                into = out.setdefault((int(sid), part), {})
+                for value_label, value in by_label.items():
+                    _append(into.setdefault(value_label, Samples([], [], [])), int(t), value,
+                            bool(stale))
         return out
 
     def _histogram_samples(self, ids: list[int], lo_ms: int, hi_ms: int

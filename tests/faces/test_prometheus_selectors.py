@@ -77,6 +77,45 @@ def _histogram_openmetrics(histograms: Histograms) -> list[str]:
     return lines
 
 
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+def _summaries(seed: int) -> list[tuple[int, int, float, list[float]]]:
+    """One summary: (ms after T0, count, sum, the quantiles' values), 20-40 s apart."""
+    rng = random.Random(seed)
+    out, t, count, total = [], 0, 0, 0.0
+    while t < SPAN_S * 1000:
+        added = rng.randint(0, 30)
+        count, total = count + added, round(total + added * rng.uniform(0.1, 0.9), 3)
+        values = sorted(round(rng.uniform(0.05, 2.5), 3) for _ in QUANTILES)
+        out.append((t, count, total, values))
+        t += rng.randint(20_000, 40_000)
+    return out
+
+
+def _summary_openmetrics(points: list[tuple[int, int, float, list[float]]]) -> list[str]:
+    lines = ["# TYPE demo_rpc_seconds summary"]
+    labels = 'instance="i-1",job="demo"'
+    for t, count, total, values in points:
+        stamp = f"{T0_S + t // 1000}.{t % 1000:03d}"
+        lines += [f'demo_rpc_seconds{{{labels},quantile="{q:g}"}} {v} {stamp}'
+                  for q, v in zip(QUANTILES, values, strict=True)]
+        lines += [f"demo_rpc_seconds_sum{{{labels}}} {total} {stamp}",
+                  f"demo_rpc_seconds_count{{{labels}}} {count} {stamp}"]
+    return lines
+
+
+def _summary_metric(points: list[tuple[int, int, float, list[float]]]) -> metrics_pb2.Metric:
+    data_points = [metrics_pb2.SummaryDataPoint(
+        time_unix_nano=(T0_S * 1000 + t) * 1_000_000,
+        start_time_unix_nano=(T0_S * 1000 - 1000) * 1_000_000, count=count, sum=total,
+        quantile_values=[metrics_pb2.SummaryDataPoint.ValueAtQuantile(quantile=q, value=v)
+                         for q, v in zip(QUANTILES, values, strict=True)])
+        for t, count, total, values in points]
+    return metrics_pb2.Metric(name="demo_rpc_seconds",
+                              summary=metrics_pb2.Summary(data_points=data_points))
+
+
 def _histogram_metric(histograms: Histograms) -> metrics_pb2.Metric:
     points = []
     for route, series in histograms.items():
@@ -116,7 +155,8 @@ def _samples(seed: int) -> Data:
     return out
 
 
-def _openmetrics(data: Data, histograms: Histograms) -> str:
+def _openmetrics(data: Data, histograms: Histograms,
+                 summaries: list[tuple[int, int, float, list[float]]]) -> str:
     lines = ["# TYPE demo_gauge gauge"]
     for route, points in data["gauge"].items():
         labels = f'{{instance="i-1",job="demo",route="{route}"}}'
@@ -130,7 +170,8 @@ def _openmetrics(data: Data, histograms: Histograms) -> str:
         labels = f'{{instance="i-1",job="demo",route="{route}"}}'
         lines += [f"demo_requests_total{labels} {v} {T0_S + t // 1000}.{t % 1000:03d}"
                   for t, v in points]
-    return "\n".join(lines + _histogram_openmetrics(histograms) + ["# EOF", ""])
+    return "\n".join(lines + _histogram_openmetrics(histograms)
+                     + _summary_openmetrics(summaries) + ["# EOF", ""])
 
 
 def _point(route: str, t_ms: int, value: float, start_ms: int | None = None
@@ -142,7 +183,8 @@ def _point(route: str, t_ms: int, value: float, start_ms: int | None = None
     return point
 
 
-def _export(server: ServerProcess, data: Data, histograms: Histograms) -> None:
+def _export(server: ServerProcess, data: Data, histograms: Histograms,
+            summaries: list[tuple[int, int, float, list[float]]]) -> None:
     gauges, counters = [], []
     for route, points in data["gauge"].items():
         gauges += [_point(route, t, v) for t, v in points]
@@ -159,19 +201,21 @@ def _export(server: ServerProcess, data: Data, histograms: Histograms) -> None:
     server.export(otlp_request(gauge_metric("demo_gauge", gauges), gauge_metric(
                                    "demo_batch_time", batch),
                                sum_metric("demo_requests_total", counters),
-                               _histogram_metric(histograms), service="demo",
+                               _histogram_metric(histograms), _summary_metric(summaries),
+                               service="demo",
                                resource={"service.instance.id": "i-1"}))
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    data, histograms = _samples(14), _histograms(14)
+    data, histograms, summaries = _samples(14), _histograms(14), _summaries(14)
     folder = Path(tmp_path_factory.mktemp("prometheus"))
-    prometheus = PrometheusProcess(folder, backfill(_openmetrics(data, histograms), folder))
+    prometheus = PrometheusProcess(folder, backfill(_openmetrics(data, histograms, summaries),
+                                                    folder))
     ours = ServerProcess(folder / "store.duckdb", [], {}, folder / "serve.log")
     try:
         ours.wait_ready()
-        _export(ours, data, histograms)
+        _export(ours, data, histograms, summaries)
         yield prometheus.url, f"{ours.api_url}/prometheus"
     finally:
         ours.kill()
@@ -246,6 +290,10 @@ QUERIES = [
     "days_in_month(demo_batch_time)", "hour(demo_batch_time)", "minute(demo_batch_time)",
     "month(demo_batch_time)", "year(demo_batch_time)", "hour()",
     "time() - timestamp(demo_gauge)", "vector(scalar(demo_gauge{route=\"/b\"}))",
+    # summaries: x{quantile}, x_sum, x_count
+    "demo_rpc_seconds", 'demo_rpc_seconds{quantile="0.9"}', "demo_rpc_seconds_count",
+    "rate(demo_rpc_seconds_sum[5m]) / rate(demo_rpc_seconds_count[5m])",
+    'max_over_time(demo_rpc_seconds{quantile=~"0.9.*"}[10m])',
     # label_replace, label_join
     'label_replace(demo_gauge, "a", "$1x-${1}x-$$-$", "route", "/(.)")',
     'label_replace(demo_gauge, "x", "$name+${2}", "route", "/(?P<name>.)")',
@@ -333,12 +381,14 @@ def test_math_functions_answer_as_prometheus_to_the_last_bits(both: tuple[str, s
 
 @pytest.mark.parametrize("match", [
     "", "demo_latency_bucket", '{__name__=~"demo_.*"}', 'demo_latency_bucket{le=~"0.*"}',
-    'demo_gauge{route="/a"}', '{route=~"/[ab]", le!="+Inf"}', "nosuch"])
+    'demo_gauge{route="/a"}', '{route=~"/[ab]", le!="+Inf"}', "nosuch",
+    '{__name__=~"demo_rpc.*", quantile!="0.5"}'])
 def test_metadata_endpoints_answer_as_prometheus(both: tuple[str, str], match: str) -> None:
     """Series, label names and values, histograms' buckets among them, over the same data."""
     prometheus, ours = both
     form = {"match[]": match} if match else {}
-    paths = ["labels", "label/__name__/values", "label/le/values", "label/route/values"]
+    paths = ["labels", "label/__name__/values", "label/le/values", "label/route/values",
+             "label/quantile/values"]
     if match:
         paths.append("series")
     for path in paths:
