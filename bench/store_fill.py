@@ -16,10 +16,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from otel_hms.receiver.decode import Decoder
+from otel_hms.storage.schema import POINT_TABLES
 from otel_hms.storage.store import open_store
 from otel_hms.storage.writer import Writer
-
-POINT_TABLES = ("points_sum", "points_gauge", "points_histogram")
 
 
 def fill_store(db: Path, requests: Iterable[ExportMetricsServiceRequest],
@@ -43,7 +42,7 @@ def fill_store(db: Path, requests: Iterable[ExportMetricsServiceRequest],
         f.result(600)
     writer.close(600)
     stored = 0
-    for table in POINT_TABLES:
+    for table in POINT_TABLES.values():
         row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
         stored += int(row[0]) if row else 0
     con.execute("CHECKPOINT")
