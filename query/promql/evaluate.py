@@ -30,7 +30,7 @@ from .instant_functions import (
 )
 from .label_functions import label_join, label_replace
 from .range_functions import RANGE_FUNCTIONS, BadArgument
-from .selectors import Data, QueryTimes, check_deadline, instant, window
+from .selectors import Data, QueryTimes, at_time, check_deadline, instant, window
 from .values import EvaluationError, Labels, Matrix, Sample, Value
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000  # Prometheus' default evaluation interval
@@ -45,7 +45,7 @@ SUPPORTED = ("number and string literals, selectors of gauges and cumulative sum
              "vector(), time(), pi(), histogram_quantile() over classic buckets, the math, "
              "date, clamp and sort functions, round, timestamp, scalar, absent, "
              "label_replace, label_join, "
-             "absent_over_time, subqueries without @ and the functions of range vectors "
+             "absent_over_time, subqueries and the functions of range vectors "
              "(rate, increase, "
              "delta, irate, idelta, the *_over_time ones, changes, "
              "resets, deriv, predict_linear, holt_winters)")
@@ -111,26 +111,26 @@ def check_supported(expr: nodes.Expr, top: bool = True) -> None:
 
 
 def _check_range_argument(expr: nodes.Expr) -> None:
-    """A range selector, or a subquery (not pinned with ``@`` yet) of a supported one."""
+    """A range selector, or a subquery of a supported expression."""
     if isinstance(expr, nodes.MatrixSelector):
         return
-    if isinstance(expr, nodes.SubqueryExpr) and expr.at is None:
+    if isinstance(expr, nodes.SubqueryExpr):
         check_supported(expr.expr, top=False)
         return
-    raise NotSupportedYet("subqueries with @" if isinstance(expr, nodes.SubqueryExpr)
-                          else _describe(expr))
+    raise NotSupportedYet(_describe(expr))
 
 
 def range_points(expr: nodes.Expr, ts: int, data: Data
                  ) -> tuple[int, int, list[tuple[Labels, list[tuple[int, float]]]]]:
     """The reference time, the range and each series' points of a range selector or a
     subquery at step ``ts``.  A subquery evaluates its expression at every multiple of its
-    step (default 1 m) in ``[ts - offset - range, ts - offset]``, both ends included."""
+    step (default 1 m) in ``[ref - range, ref]``, both ends included, ``ref`` being ``ts`` (or
+    the time its ``@`` pins) minus its offset."""
     if isinstance(expr, nodes.MatrixSelector):
         ref, series = window(expr.selector, expr.range_ms, ts, data)
         return ref, expr.range_ms, series
     assert isinstance(expr, nodes.SubqueryExpr)
-    ref = ts - expr.offset_ms
+    ref = (ts if expr.at is None else at_time(expr.at, data.times)) - expr.offset_ms
     step = expr.step_ms or DEFAULT_SUBQUERY_STEP_MS
     first = -(-(ref - expr.range_ms) // step) * step
     found: dict[Labels, list[tuple[int, float]]] = {}

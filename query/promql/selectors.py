@@ -62,32 +62,36 @@ def check_deadline(data: Data) -> None:
 
 
 def _reference(selector: nodes.VectorSelector, ts: int, times: QueryTimes) -> int:
-    at = selector.at
-    if at is None:
-        base = ts
-    elif at.kind == "start":
-        base = times.start
-    elif at.kind == "end":
-        base = times.end
-    else:
-        assert at.time_ms is not None
-        base = at.time_ms
+    base = ts if selector.at is None else at_time(selector.at, times)
     return base - selector.offset_ms
 
 
-def _selectors(expr: nodes.Expr, back: int = 0, shift: int = 0
-               ) -> list[tuple[nodes.VectorSelector, int, int]]:
-    """Every selector of ``expr`` with how far before its reference time it reads, and how
-    far the subqueries around it move that time back (their ranges are in ``back``); a
-    selector with ``@`` is pinned, whatever subqueries surround it."""
+def at_time(at: nodes.At, times: QueryTimes) -> int:
+    """The time an ``@`` pins: ``start()``/``end()`` are the query's."""
+    if at.kind == "start":
+        return times.start
+    if at.kind == "end":
+        return times.end
+    assert at.time_ms is not None
+    return at.time_ms
+
+
+def _windows(expr: nodes.Expr, lo: int, hi: int, times: QueryTimes
+             ) -> list[tuple[nodes.VectorSelector, int, int]]:
+    """Every selector of ``expr`` with the times it reads when ``expr`` is evaluated at
+    reference times in ``[lo, hi]``: a subquery moves them back by its offset and range, an
+    ``@`` pins them."""
     if isinstance(expr, nodes.VectorSelector | nodes.MatrixSelector):
         selector = expr if isinstance(expr, nodes.VectorSelector) else expr.selector
         own = LOOKBACK_MS if isinstance(expr, nodes.VectorSelector) else expr.range_ms
         if selector.at is not None:
-            return [(selector, own, 0)]
-        return [(selector, own + back, shift)]
+            lo = hi = at_time(selector.at, times)
+        return [(selector, lo - selector.offset_ms - own, hi - selector.offset_ms)]
     if isinstance(expr, nodes.SubqueryExpr):
-        return _selectors(expr.expr, back + expr.range_ms, shift + expr.offset_ms)
+        if expr.at is not None:
+            lo = hi = at_time(expr.at, times)
+        return _windows(expr.expr, lo - expr.offset_ms - expr.range_ms, hi - expr.offset_ms,
+                        times)
     children: list[nodes.Expr] = []
     if isinstance(expr, nodes.ParenExpr | nodes.UnaryExpr):
         children = [expr.expr]
@@ -97,7 +101,7 @@ def _selectors(expr: nodes.Expr, back: int = 0, shift: int = 0
         children = list(expr.args)
     elif isinstance(expr, nodes.AggregateExpr):
         children = [expr.expr] + ([expr.param] if expr.param is not None else [])
-    return [found for child in children for found in _selectors(child, back, shift)]
+    return [found for child in children for found in _windows(child, lo, hi, times)]
 
 
 def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes,
@@ -107,18 +111,16 @@ def prepare(expr: nodes.Expr, store: PromStore | None, times: QueryTimes,
     if store is not None:
         store.start_query()
     reach: dict[nodes.VectorSelector, tuple[int, int]] = {}
-    for selector, back, shift in _selectors(expr):
-        before, after = reach.get(selector, (back + shift, shift))
-        reach[selector] = (max(before, back + shift), min(after, shift))
-    for selector, (back, shift) in reach.items():
+    for selector, lo, hi in _windows(expr, times.start, times.end, times):
+        before, after = reach.get(selector, (lo, hi))
+        reach[selector] = (min(before, lo), max(after, hi))
+    for selector, (lo, hi) in reach.items():
         assert store is not None, "a selector needs a store"
         store.check_served(selector.matchers)
         matched = store.select(selector.matchers)
         delta = sorted({dict(s.labels)["__name__"] for s in matched if s.delta})
         if delta:
             raise DeltaNotSupported(", ".join(delta))
-        lo = _reference(selector, times.start, times) - back
-        hi = _reference(selector, times.end, times) - shift
         samples = store.samples(matched, lo, hi)
         merged: dict[Labels, list[Samples]] = {}
         for s in sorted(matched, key=lambda s: s.series_id):

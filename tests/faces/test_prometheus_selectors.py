@@ -316,6 +316,10 @@ QUERIES = [
     "rate(demo_requests_total[5m:15s])", "absent_over_time(nosuch[5m:1m])",
     "max_over_time(max_over_time(demo_gauge[2m:20s])[6m:1m])",
     "quantile_over_time(0.5, demo_gauge[7m:23s])",
+    f"max_over_time(rate(demo_requests_total[1m])[5m:30s] @ {T0_S + 1200})",
+    "avg_over_time(demo_gauge[5m:1m] @ start())", "min_over_time(demo_gauge[5m:] @ end())",
+    f"count_over_time(vector(1)[3m:1m] @ {T0_S + 300} offset 30s)",
+    f"sum_over_time(demo_gauge[10m:1m] offset 2m @ {T0_S + 900}) + demo_gauge",
     # execution errors
     "topk(1e30, demo_gauge)", "bottomk(-1e20, demo_gauge)", 'count_values("~x", demo_gauge)',
     "demo_gauge + ignoring(route) demo_gauge",
@@ -401,7 +405,8 @@ def test_range_selectors_at_the_top_of_an_instant_query(both: tuple[str, str]) -
     prometheus, ours = both
     for query in ("demo_gauge[2m]", "demo_requests_total[5m] offset 1m",
                   "rate(demo_requests_total[1m])[5m:1m]", "vector(time())[3m:1m] offset 30s",
-                  "demo_gauge[10m:3m]"):
+                  "demo_gauge[10m:3m]", f"demo_gauge[4m:1m] @ {T0_S + 600}",
+                  "vector(time())[3m:1m] @ 300"):
         form = {"query": query, "time": str(T)}
         assert request(f"{ours}/api/v1/query", form) == request(
             f"{prometheus}/api/v1/query", form), query
