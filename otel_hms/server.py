@@ -15,15 +15,13 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-import duckdb
 import uvicorn
 
 from otel_hms.alerting.rule_files import load_rules
@@ -41,13 +39,7 @@ from otel_hms.receiver.grpc_server import start_grpc
 from otel_hms.receiver.http_server import otlp_http_app
 from otel_hms.receiver.ingest import Ingest
 from otel_hms.settings import Settings
-from otel_hms.storage.connection import StoreConnection
-from otel_hms.storage.disk_failure import Recovery, StoreUnavailable, disk_failure
-from otel_hms.storage.old_points import OldPointCheck
-from otel_hms.storage.rollups import Maintenance, Retention
-from otel_hms.storage.series_limits import SeriesLimits
-from otel_hms.storage.store import lock_configuration, open_store
-from otel_hms.storage.writer import StoreBusy, Writer, WriterClosed
+from otel_hms.storage import CheckpointFailed, DuckDBStore, DuckDBStoreOptions, Retention, Store
 
 log = logging.getLogger("otel_hms")
 
@@ -68,13 +60,26 @@ def _bind(address: str, flag: str) -> socket.socket:
     return sock
 
 
-def _open_store(path: str, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
-    """The store as ``serve`` uses it, at start and at every reopen: its configuration locked
-    before the API can take user SQL."""
-    con: duckdb.DuckDBPyConnection = open_store(path, memory_limit)
-    install_helpers(con)
-    lock_configuration(con)
-    return con
+def _retention(s: Settings) -> Retention:
+    """How long the settings keep each resolution."""
+    return Retention(raw=duration_setting("retention_raw", s.retention_raw),
+                     minute=duration_setting("retention_1m", s.retention_1m),
+                     hour=duration_setting("retention_1h", s.retention_1h))
+
+
+def _store_options(s: Settings, kept: Retention) -> DuckDBStoreOptions:
+    """The store as ``serve`` runs it: SQL helpers installed and its configuration locked
+    before the API can take user SQL, a disk that fails writes waited out, the limits,
+    roll-ups and retention (``kept``) of the settings."""
+    return DuckDBStoreOptions(
+        s.db, s.memory_limit, prepare=install_helpers, lock_configuration=True,
+        recover_from_disk_failures=True, max_pending_points=s.max_pending_points,
+        max_series=s.max_series, max_series_per_metric=s.max_series_per_metric,
+        series_cache_size=s.series_cache_size,
+        retention=kept,
+        retention_raw_setting=str(s.retention_raw).strip(),
+        rollup_delay=duration_setting("rollup_delay", s.rollup_delay) or dt.timedelta(0),
+        rollup_interval_seconds=s.rollup_interval_seconds)
 
 
 def _uvicorn(app: Any, settings: Settings, tls: bool) -> uvicorn.Server:
@@ -105,19 +110,11 @@ class Server:
         api_sock = _bind(s.api, "--api")
         load_rules(s.rules)  # a bad rules file stops start-up before the store is opened
         load_dashboards(s.dashboards)  # and so does a bad dashboard
-        self.store = StoreConnection(lambda: _open_store(s.db, s.memory_limit))
-        # Readers (queries, alerting, cardinality) take cursors of the store; its writers hold
-        # it as a DuckDB connection, one that can be reopened under them after DuckDB
-        # invalidates the database (storage.connection).
-        self.con = cast(duckdb.DuckDBPyConnection, self.store)
-        raw_retention = duration_setting("retention_raw", s.retention_raw)
-        old_points = (OldPointCheck(raw_retention, str(s.retention_raw).strip())
-                      if raw_retention is not None else None)
-        recovery = Recovery(os.path.dirname(os.path.abspath(s.db)), self.store.reopen,
-                            self.store.usable)
-        limits = SeriesLimits.load(self.con, s.max_series, s.max_series_per_metric)
-        self.writer = Writer(self.con, None, s.max_pending_points, old_points, recovery,
-                             limits=limits, series_cache_size=s.series_cache_size)
+        kept = _retention(s)
+        # Readers (queries, alerting, cardinality) take cursors of the store; the receiver
+        # hands its writer the batches.
+        self.store: Store = DuckDBStore.open(_store_options(s, kept))
+        self.writer = self.store.writer
         api_url = f"{'https' if s.tls_cert else 'http'}://{s.api}"
         alerting = Alerting(self.store, s.rules, s.sql_timeout_seconds, s.sql_row_limit,
                             api_url)
@@ -128,7 +125,7 @@ class Server:
                                    on_failure=self._workers_failed,
                                    series_cache_size=s.series_cache_size)
         self.ingest = ingest = Ingest(self.writer, decoder, s.auth_token,
-                                      busy_errors=(StoreBusy, StoreUnavailable, WriterClosed),
+                                      busy_errors=self.store.busy_errors,
                                       workers=self.pool)
         tls = None
         if s.tls_cert and s.tls_key:  # validate() has both or neither
@@ -136,16 +133,10 @@ class Server:
                 tls = (c.read(), k.read())
         self.grpc, _ = start_grpc(ingest, s.otlp_grpc, s.max_request_bytes, tls)
         self.http = _uvicorn(otlp_http_app(ingest, s.max_request_bytes), s, tls is not None)
-        self.maintenance = Maintenance(
-            self.con,
-            Retention(raw=raw_retention, minute=duration_setting("retention_1m", s.retention_1m),
-                      hour=duration_setting("retention_1h", s.retention_1h)),
-            delay=duration_setting("rollup_delay", s.rollup_delay) or dt.timedelta(0),
-            interval=s.rollup_interval_seconds, on_error=self.writer.store_failed,
-            horizon=self.writer.horizon)
+        self.maintenance = self.store.maintenance
         self.maintenance.start()
         self.queries = QueryService(self.store, s.sql_timeout_seconds,
-                                    self.maintenance.known_watermarks, raw_retention,
+                                    self.maintenance.known_watermarks, kept.raw,
                                     AnswerLimits(s.query_max_series, s.query_max_points))
         self.api = _uvicorn(api_app(self.queries, s, self.status, self.unavailable,
                                     lambda: self.writer.stats.commits,
@@ -197,7 +188,7 @@ class Server:
         or None when it can."""
         if self._stopping:
             return "shutting down"
-        store: str | None = self.writer.unavailable
+        store = self.store.unavailable()
         if store is not None:
             return store
         workers = self.pool.unavailable() if self.pool is not None else None
@@ -231,26 +222,21 @@ class Server:
             self.pool.close()
         if self.alerting is not None:
             self.alerting.stop()
-        self.maintenance.stop()
-        self.writer.close()
         self._close_store()
 
     def _close_store(self) -> None:
-        """Checkpoint and close; a disk that refuses the checkpoint costs nothing committed
-        (the write-ahead log keeps it, the next start replays it), so it is one warning."""
+        """Stop the roll-ups, drain the writer, checkpoint and close; a disk that refuses
+        the checkpoint costs nothing committed (the write-ahead log keeps it, the next start
+        replays it), so it is one warning."""
         try:
-            self.con.execute("CHECKPOINT")
-        except (duckdb.Error, StoreUnavailable) as exc:
-            failure = disk_failure(exc)
+            self.store.close()
+        except CheckpointFailed as exc:
             log.warning("stopped; the store could not be checkpointed (%s): every committed "
                         "point is in its write-ahead log %s.wal, which the next start "
-                        "replays (free space on its disk first)",
-                        failure.detail if failure else str(exc).splitlines()[0],
+                        "replays (free space on its disk first)", exc.detail,
                         self.settings.db)
         else:
             log.info("stopped; store closed cleanly")
-        finally:
-            self.store.close()
 
 
 def serve(settings: Settings,

@@ -15,22 +15,17 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 
 from .disk_failure import StoreUnavailable
+from .seam import Cursors
+
+__all__ = ["REOPENING", "Cursors", "StoreConnection"]
 
 REOPENING = ("the store is being reopened after its disk failed a write; retry in a moment "
              "(GET /readyz answers 200 once it is back)")
-
-
-class Cursors(Protocol):
-    """The store as its readers and the alert tables hold it: a cursor of their own per
-    query or transaction (``StoreConnection``, or any DuckDB connection such as a read-only
-    one).  The layers above ask no more of the store than this and the writers'."""
-
-    def cursor(self) -> duckdb.DuckDBPyConnection: ...
 
 
 class StoreConnection:

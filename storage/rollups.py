@@ -156,7 +156,8 @@ class Maintenance:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(60)
+        if self._thread.ident is not None:  # started
+            self._thread.join(60)
         self.cur.close()
 
     def watermarks(self) -> dict[str, dt.datetime | None]:

@@ -16,7 +16,6 @@ import os
 import threading
 from typing import Any
 
-import duckdb
 from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import (
     OTLPMetricExporterMixin,
 )
@@ -33,9 +32,14 @@ from otel_hms.query import install_helpers
 from otel_hms.receiver.decode import Decoder
 from otel_hms.receiver.errors import RefusedExport
 from otel_hms.receiver.ingest import Ingest
-from otel_hms.storage.lock_holder import LockHolder
-from otel_hms.storage.store import StoreLocked, known_series_ids, open_store
-from otel_hms.storage.writer import StoreBusy, Writer, WriterClosed
+from otel_hms.storage import (
+    Cursor,
+    DuckDBStore,
+    DuckDBStoreOptions,
+    LockHolder,
+    Store,
+    StoreLocked,
+)
 
 log = logging.getLogger("otel_hms.embedded")
 # DuckDB lets one process open a file twice; two writers on it would race, so one it is.
@@ -62,26 +66,23 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
                 raise StoreLocked(f"DuckDBMetricExporter: {self.path} is already open in this "
                                   "process; share that exporter (or its MeterProvider)",
                                   LockHolder(os.getpid(), "this process"))
-            self._con = self._open()
+            self._store = self._open()
             _open_paths.add(self._key)
-        self._writer = Writer(self._con, known_series_ids(self._con))
-        self._ingest = Ingest(self._writer, Decoder(max_attributes_per_point,
-                                                    known=self._writer.known),
-                              busy_errors=(StoreBusy, WriterClosed))
+        writer = self._store.writer
+        self._ingest = Ingest(writer, Decoder(max_attributes_per_point, known=writer.known),
+                              busy_errors=self._store.busy_errors)
         self._lock = threading.Lock()
         self._closed = False
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self) -> Store:
         try:
-            con: duckdb.DuckDBPyConnection = open_store(self.path)
-            install_helpers(con)
+            return DuckDBStore.open(DuckDBStoreOptions(self.path, prepare=install_helpers))
         except StoreLocked as exc:
             fix = ("send to it with otel_hms.configure(endpoint=...) or export into another "
                    "file" if exc.holder and exc.holder.is_serve
                    else "stop it or export into another file")
             raise StoreLocked(f"DuckDBMetricExporter: {self.path} is held by "
                               f"{exc.holder or 'another process'}: {fix}", exc.holder) from None
-        return con
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
                **kwargs: Any) -> MetricExportResult:
@@ -107,11 +108,9 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
             if self._closed:
                 return
             self._closed = True
-            self._writer.close(timeout_millis / 1000)
             try:
-                self._con.execute("CHECKPOINT")
+                self._store.close(timeout_millis / 1000)
             finally:
-                self._con.close()
                 with _open_lock:
                     _open_paths.discard(self._key)
 
@@ -121,17 +120,16 @@ class DuckDBMetricExporter(MetricExporter, OTLPMetricExporterMixin):
             if self._closed:
                 raise RuntimeError(f"DuckDBMetricExporter: {self.path} is closed; open the "
                                    "file with duckdb.connect() or `otel-hms serve --db` instead")
-            cursor = self._con.cursor()
+            cursor = self._store.cursor()
         try:
             rows: list[tuple[Any, ...]] = cursor.execute(query, params).fetchall()
             return rows
         finally:
             cursor.close()
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
+    def cursor(self) -> Cursor:
         """A cursor on the store for richer reads (``.sql(…).df()``, ``.show()``)."""
-        cursor: duckdb.DuckDBPyConnection = self._con.cursor()
-        return cursor
+        return self._store.cursor()
 
 
 __all__ = ["DuckDBMetricExporter"]

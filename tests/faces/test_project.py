@@ -26,8 +26,11 @@ def test_exported_members() -> None:
     assert otel_hms.__all__ == ["ConfigureError", "DuckDBMetricExporter", "__version__",
                                 "configure", "meter_provider", "shutdown", "sql"]
     assert otel_hms.receiver.__all__ == ["DecodedBatch", "Decoder", "SeriesRow"]
-    assert otel_hms.storage.__all__ == ["StoreBusy", "StoreError", "StoreLocked", "Writer",
-                                        "WriterClosed", "known_series_ids", "open_store"]
+    assert otel_hms.storage.__all__ == [
+        "CheckpointFailed", "Cursor", "Cursors", "DuckDBStore", "DuckDBStoreOptions",
+        "LockHolder", "Retention", "Store", "StoreBusy", "StoreError", "StoreLocked",
+        "StoreMaintenance", "StoreWriter", "Writer", "WriterClosed", "known_series_ids",
+        "open_store"]
     for module in (otel_hms, otel_hms.receiver, otel_hms.storage):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
